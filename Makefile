@@ -1,0 +1,54 @@
+# Vajra — every target bootstraps what it needs on first use (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# pytest -n is not used: the ring stress tests pin to both CPUs and want them to themselves.
+PYTEST_ARGS ?=
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+# The free-threaded interpreter (cached in ~/.cache/vajra) and a virtualenv on it with the
+# pinned development dependencies. Re-runs only when pyproject.toml or the lock changes.
+$(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
+	@set -euo pipefail; \
+	py="$$(scripts/bootstrap-python)"; \
+	if [ ! -x "$(PY)" ] || [ "$$($(PY) -c 'import sys;print(sys._base_executable)' 2>/dev/null)" != "$$("$$py" -c 'import sys;print(sys.executable)')" ]; then \
+	  rm -rf "$(VENV)"; "$$py" -m venv "$(VENV)"; \
+	fi; \
+	$(PY) -m pip install --quiet --disable-pip-version-check --prefer-binary -r requirements/dev.lock; \
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .; \
+	touch "$@"
+
+venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
+
+run: $(STAMP)  ## doctor, then a live ring ping-pong between two pinned threads
+	$(PY) -m vajra doctor
+	$(PY) -m vajra ping --seconds $${SECONDS_TO_RUN:-5}
+
+test: $(STAMP)  ## the whole test suite (what CI runs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## IPC benchmark side by side; writes bench/ipc-latest.{txt,json}
+	$(PY) -m vajra bench ipc --json > bench/ipc-latest.json.tmp
+	mv bench/ipc-latest.json.tmp bench/ipc-latest.json
+	$(PY) -m vajra bench render bench/ipc-latest.json | tee bench/ipc-latest.txt
+
+bench-quick: $(STAMP)  ## the same, fewer messages
+	$(PY) -m vajra bench ipc --quick
+
+lint: $(STAMP)  ## ruff and mypy --strict
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+	$(PY) -m mypy
+
+fmt: $(STAMP)  ## apply ruff formatting and safe fixes
+	$(PY) -m ruff check --fix src tests
+	$(PY) -m ruff format src tests
+
+clean:  ## remove the virtualenv and caches (keeps the cached interpreter)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
+
+.PHONY: help venv run test bench bench-quick lint fmt clean
