@@ -1,0 +1,1 @@
+"""Process runtime: CPU placement, pinning, wait strategies and environment checks."""
