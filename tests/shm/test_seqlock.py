@@ -71,7 +71,7 @@ def test_reader_never_returns_a_torn_state_model(steps: list[int]) -> None:
     reader = SeqlockReader(words, 0, STATE)
     out = [0] * N_FIELDS
     try:
-        seq = reader.read_words(out, max_tries=50)
+        seq = reader.read_words(out, max_tries=50, timeout_s=0)
     except TornRead:
         return  # allowed: the writer never left a write long enough; never a wrong answer
     assert seq % 2 == 0
@@ -173,7 +173,7 @@ def test_write_and_read_by_name(block: str) -> None:
     # a writer that died mid-write leaves the sequence odd: readers give up loudly...
     w.begin()
     with pytest.raises(TornRead):
-        r.read_words([0] * N_FIELDS, max_tries=1000)
+        r.read_words([0] * N_FIELDS, max_tries=1000, timeout_s=0.05)
     # ...and the next writer to attach completes the interrupted write
     w2 = SeqlockWriter(v, seg.body, STATE)
     w2.write([7, 8, 9, 10, 11, 0.0])

@@ -20,6 +20,7 @@ import argparse
 import functools
 import importlib
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -42,6 +43,8 @@ from vajra.shm.segment import new_run_id
 MSG = struct.Struct("<8q")  # 64 bytes: seq, t_send, 5 filler words, checksum
 STOP = -1
 BATCH = 64
+#: latency runs stop at their time budget, but never before this many round trips
+MIN_SAMPLES = 1000
 #: Floors from the foundation issue (2-core machine, pinned, busy-spin).
 FLOORS = {
     "ring_p50_ns": 1500,
@@ -69,8 +72,9 @@ def percentiles(samples: array[int] | list[int]) -> dict[str, float]:
     if n == 0:
         return {"n": 0}
 
-    def at(p: float) -> int:
-        return s[min(n - 1, max(0, round(p / 100 * n + 0.5) - 1))]
+    def at(p: float) -> int:  # nearest rank: the smallest sample with >= p% at or below it
+        rank = max(1, math.ceil(round(p * n / 100, 9)))
+        return s[min(n, rank) - 1]
 
     return {
         "n": n,
@@ -120,7 +124,7 @@ def ring_pinger(run: str, cpu: int | None, n: int, budget_s: float, out: Any) ->
     w, r = ping.writer(), pong.reader()
     rtt = array("q", bytes(8 * n))
     pack, perf, buf = MSG.pack_into, time.perf_counter_ns, w.buf
-    deadline = perf() + int(budget_s * 1e9)
+    deadline = 1 << 62  # set after the first round trip: the peer may still be starting
     done = 0
     for i in range(n):
         off = w.claim_wait()
@@ -133,7 +137,9 @@ def ring_pinger(run: str, cpu: int | None, n: int, budget_s: float, out: Any) ->
         r.commit()
         rtt[i] = t2 - t
         done = i + 1
-        if t2 > deadline:
+        if i == 0:
+            deadline = t2 + int(budget_s * 1e9)
+        elif t2 > deadline and i >= MIN_SAMPLES:
             break
     off = w.claim_wait()
     pack(buf, off, STOP, 0, 0, 0, 0, 0, 0, STOP ^ 0x5A5A5A5A)
@@ -379,7 +385,7 @@ def base_pinger(
     send, recv = _endpoints(kind, handles, "a")
     rtt = array("q", bytes(8 * n))
     pack, perf = MSG.pack, time.perf_counter_ns
-    deadline = perf() + int(budget_s * 1e9)
+    deadline = 1 << 62  # set after the first round trip: the peer may still be starting
     done = 0
     for i in range(n):
         t = perf()
@@ -388,7 +394,9 @@ def base_pinger(
         t2 = perf()
         rtt[i] = t2 - t
         done = i + 1
-        if t2 > deadline:
+        if i == 0:
+            deadline = t2 + int(budget_s * 1e9)
+        elif t2 > deadline and i >= MIN_SAMPLES:
             break
     send(pack(STOP, 0, 0, 0, 0, 0, 0, STOP ^ 0x5A5A5A5A))
     del rtt[done:]

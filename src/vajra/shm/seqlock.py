@@ -15,7 +15,9 @@ view; readers copy raw words and decode them by the layout, so a copy is always 
 
 from __future__ import annotations
 
+import os
 import struct
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -104,23 +106,34 @@ class SeqlockReader:
     def from_view(cls, buf: memoryview, offset: int, layout: Layout) -> SeqlockReader:
         return cls(buf.cast("q"), offset, layout)
 
-    def read_words(self, out: list[int], max_tries: int = 100_000) -> int:
+    def read_words(self, out: list[int], max_tries: int = 1000, timeout_s: float = 0.5) -> int:
         """Copy the raw field words into `out` (len >= fields); returns the sequence read.
 
-        Raises TornRead if the writer stays mid-write for `max_tries` attempts.
+        Spins for `max_tries` attempts, then yields the CPU between attempts (a writer that was
+        preempted mid-write needs the CPU back to finish), and raises TornRead once the writer
+        has stayed mid-write for `timeout_s` (it died, or is stopped in a debugger).
         """
         q, sw, n = self.q, self._seq_w, self._n
-        for _ in range(max_tries):
+        tries = 0
+        deadline = 0
+        while True:
             s1 = q[sw]
-            if s1 & 1:
-                self.retries += 1
-                continue
-            for i in range(n):
-                out[i] = q[sw + 1 + i]
-            if q[sw] == s1:
-                return s1
+            if not s1 & 1:
+                for i in range(n):
+                    out[i] = q[sw + 1 + i]
+                if q[sw] == s1:
+                    return s1
             self.retries += 1
-        raise TornRead(f"seqlock {self.layout.name!r}: writer mid-write for {max_tries} tries")
+            tries += 1
+            if tries >= max_tries:
+                now = time.monotonic_ns()
+                if deadline == 0:
+                    deadline = now + int(timeout_s * 1e9)
+                elif now > deadline:
+                    raise TornRead(
+                        f"seqlock {self.layout.name!r}: writer mid-write for {timeout_s} s"
+                    )
+                os.sched_yield()
 
     def read(self) -> dict[str, int | float]:
         """A consistent snapshot decoded by the layout (allocates; for monitors, not hot loops)."""
