@@ -3,7 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+FLAVOUR := $(if $(filter 1,$(VAJRA_OPTIMIZE)),pgo,quick)
+STAMP  := $(VENV)/.installed-$(FLAVOUR)
+# VAJRA_OPTIMIZE=1 uses a PGO + LTO build of the interpreter (first build ~14 min, not ~2).
+BOOTSTRAP := scripts/bootstrap-python $(if $(filter 1,$(VAJRA_OPTIMIZE)),--enable-optimizations,)
 # pytest -n is not used: the ring stress tests pin to both CPUs and want them to themselves.
 PYTEST_ARGS ?=
 
@@ -14,13 +17,13 @@ help:  ## list targets
 # pinned development dependencies. Re-runs only when pyproject.toml or the lock changes.
 $(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
 	@set -euo pipefail; \
-	py="$$(scripts/bootstrap-python)"; \
+	py="$$($(BOOTSTRAP))"; \
 	if [ ! -x "$(PY)" ] || [ "$$($(PY) -c 'import sys;print(sys._base_executable)' 2>/dev/null)" != "$$("$$py" -c 'import sys;print(sys.executable)')" ]; then \
 	  rm -rf "$(VENV)"; "$$py" -m venv "$(VENV)"; \
 	fi; \
 	$(PY) -m pip install --quiet --disable-pip-version-check --prefer-binary -r requirements/dev.lock; \
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .; \
-	touch "$@"
+	rm -f $(VENV)/.installed-*; touch "$@"
 
 venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
 
