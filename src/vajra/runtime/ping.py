@@ -160,6 +160,10 @@ def run_ping(seconds: float = 5.0, cpus: str | None = None, hlog_dir: str = "run
             t.join()
         try:
             final = {n: hs.snapshot(n) for n in NAMES}
+            for n in NAMES:  # the log covers the whole run, up to the threads' last message
+                tail_iv = final[n].subtract(prev[n])
+                if tail_iv.total:
+                    log.write(tail_iv, tag=n)
             print(_line("total   ", final["ping.one_way"], final["ping.rtt"]))
             for st in stats:
                 print(
