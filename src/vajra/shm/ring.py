@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Self
 
 from vajra.shm.layout import Field, Layout, line_fields
-from vajra.shm.segment import Segment, SegmentError
+from vajra.shm.segment import LayoutMismatch, Segment, SegmentError
 
 
 class Overflow(enum.IntEnum):
@@ -48,9 +48,10 @@ class Overflow(enum.IntEnum):
 
 RING = Layout(
     "ring",
-    1,
+    2,
     (
         Field("capacity", doc="slots; a power of two"),
+        Field("message_hash", doc="Layout.hash of the message type carried (0: untyped bytes)"),
         Field("slot_bytes", doc="payload bytes per slot"),
         Field("stride", doc="bytes from one slot to the next (sequence word + padded payload)"),
         Field("policy", doc="Overflow: 0 reject-and-count, 1 overwrite-oldest"),
@@ -93,6 +94,7 @@ class Ring:
         self.slot_bytes = q[base + RING.word("slot_bytes")]
         self.stride = q[base + RING.word("stride")]
         self.policy = Overflow(q[base + RING.word("policy")])
+        self.message_hash = q[base + RING.word("message_hash")]
         segment.release(q)
         segment.release(v)
         if segment.extra_size < self.capacity * self.stride:
@@ -109,9 +111,16 @@ class Ring:
         policy: Overflow = Overflow.REJECT,
         *,
         slot_align: int = 8,
+        message: Layout | None = None,
     ) -> Self:
         """`slot_align` 64 puts each slot on its own cache line(s): less false sharing between
-        the slot being written and the one being read, more memory (see bench results)."""
+        the slot being written and the one being read, more memory (see bench results).
+        `message` declares the payload's layout: its hash is stored so `attach(message=...)`
+        refuses a peer built with another message layout."""
+        if message is not None and message.size > slot_bytes:
+            raise ValueError(
+                f"message {message.name!r} ({message.size} B) > slot {slot_bytes} B"
+            )
         _check_geometry(capacity, slot_bytes)
         stride = (8 + slot_bytes + slot_align - 1) & ~(slot_align - 1)
         seg = Segment.create(run_id, name, RING, extra=capacity * stride)
@@ -122,13 +131,23 @@ class Ring:
         q[base + RING.word("slot_bytes")] = slot_bytes
         q[base + RING.word("stride")] = stride
         q[base + RING.word("policy")] = int(policy)
+        q[base + RING.word("message_hash")] = message.hash if message is not None else 0
         seg.release(q)
         seg.release(v)
         return cls(seg)
 
     @classmethod
-    def attach(cls, run_id: str, name: str, *, readonly: bool = False) -> Self:
-        return cls(Segment.attach(run_id, name, RING, readonly=readonly))
+    def attach(
+        cls, run_id: str, name: str, *, readonly: bool = False, message: Layout | None = None
+    ) -> Self:
+        ring = cls(Segment.attach(run_id, name, RING, readonly=readonly))
+        if message is not None and ring.message_hash != message.hash:
+            ring.close()
+            raise LayoutMismatch(
+                f"ring {ring.name!r} carries messages of another layout than {message.name!r} "
+                f"v{message.version}: producer and consumer are from different builds"
+            )
+        return ring
 
     def writer(self) -> RingWriter:
         """The producer endpoint; call from the producing thread (it takes its own views)."""
