@@ -52,7 +52,7 @@ def parse_scaled(text: str, decimals: int) -> int:
     whole, dot, frac = s.partition(".")
     if not whole and not frac:
         raise ValueError(f"not a number: {text!r}")
-    if not (whole or "0").isdigit() or (dot and frac and not frac.isdigit()):
+    if not s.isascii() or not (whole or "0").isdigit() or (dot and frac and not frac.isdigit()):
         raise ValueError(f"not a decimal number: {text!r}")
     if len(frac) > decimals:
         extra = frac[decimals:]

@@ -9,7 +9,7 @@ the whole `pipeline.event`), with `time.perf_counter_ns` around each stage (~90 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from vajra.market.book import L2Book
 from vajra.market.events import BookUpdate, Malformed, Resynced, SequenceGap, Trade
@@ -21,7 +21,11 @@ from vajra.shm.histogram import HistogramWriter
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
 
-HISTOGRAMS = ("book.update", "oracle.update", "sonar.update", "pipeline.event")
+HISTOGRAMS = ("book.update", "oracle.update", "sonar.update", "tick_to_signal", "pipeline.event")
+
+#: A venue's book-sync state machine: takes a depth update, applies what may be applied to the
+#: pipeline's book, and returns what happened (applied updates, gaps, resyncs), in order.
+BookSync = Callable[[BookUpdate], Sequence[object]]
 
 
 class MarketPipeline:
@@ -43,15 +47,20 @@ class MarketPipeline:
         clock_stable: Callable[[], bool] | None = None,
         sentinel_ok: Callable[[], bool] | None = None,
         kill_clear: Callable[[], bool] | None = None,
+        sync: Callable[[L2Book], BookSync] | None = None,
     ) -> None:
         self.instrument = instrument
         self.book = L2Book(instrument)
+        #: venue sync (e.g. Binance's snapshot + diff procedure) built on this book, or None to
+        #: apply every update as it comes
+        self.sync = sync(self.book) if sync is not None else None
         self.oracle = Oracle(oracle)
         self.sonar = Sonar(sonar)
         h = histograms or {}
         self._h_book = h.get("book.update")
         self._h_oracle = h.get("oracle.update")
         self._h_sonar = h.get("sonar.update")
+        self._h_signal = h.get("tick_to_signal")
         self._h_event = h.get("pipeline.event")
         self.top, self.gate, self.signals, self.heatmap = top, gate, signals, heatmap
         self._heat_row = [0.0] * self.oracle.cfg.heatmap_levels
@@ -65,7 +74,6 @@ class MarketPipeline:
         self.gaps = 0
         self.signals_sent = 0
         self.signals_dropped = 0
-        self.violations = 0
 
     def on_event(self, ev: object) -> None:
         """Handle one event from any feed. Book updates run the whole chain; the rest adjust
@@ -85,12 +93,27 @@ class MarketPipeline:
         elif type(ev) is Malformed:
             self.malformed += 1
 
+    @property
+    def violations(self) -> int:
+        """Book invariant violations so far, all kinds."""
+        return sum(self.book.counts)
+
     def _on_book(self, ev: BookUpdate) -> None:
         perf = time.perf_counter_ns
         t0 = perf()
         book = self.book
-        if book.apply(ev):
-            self.violations += 1
+        if self.sync is None:
+            book.apply(ev)
+        else:
+            applied = False
+            for e in self.sync(ev):
+                if type(e) is BookUpdate:
+                    applied = True
+                elif type(e) is SequenceGap:
+                    self.gaps += 1
+            if not applied:  # buffered, dropped, or a gap: nothing new to compute from
+                self._gate(ev.recv_ns)
+                return
         t1 = perf()
         have = self.oracle.update(book)
         t2 = perf()
@@ -114,6 +137,8 @@ class MarketPipeline:
             self._h_book.record(t1 - t0)
         if self._h_oracle is not None:
             self._h_oracle.record(t2 - t1)
+        if self._h_signal is not None:
+            self._h_signal.record(t2 - t0)
         if self._h_sonar is not None:
             self._h_sonar.record(t3 - t2)
         if self._h_event is not None:

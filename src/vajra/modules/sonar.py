@@ -24,6 +24,9 @@ from vajra.market.book import L2Book, Violation
 from vajra.shm.layout import Field
 from vajra.shm.seqlock import SeqlockWriter, seqlocked
 
+_GAP = int(Violation.SEQUENCE_GAP)
+_CROSS_OR_LOCK = int(Violation.CROSSED | Violation.LOCKED)
+
 
 class Regime(enum.IntEnum):
     VETO = 0
@@ -48,6 +51,7 @@ class Condition(enum.IntEnum):
 
 
 CONDITIONS = tuple(Condition)
+_WARMUP, _ENTROPY, _THIN = int(VetoReason.WARMUP), int(VetoReason.ENTROPY), int(VetoReason.THIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,8 @@ class Sonar:
         self.moves = 0
         self.entropy = 1.0
         self.regime = Regime.VETO
-        self.reasons = VetoReason.WARMUP
+        #: VetoReason bits of the regime in force (a plain int on the hot path)
+        self.reasons: int = _WARMUP
         self.regime_since_ns = 0
         self._entropy_latch = False
         self.last_event_ns = 0
@@ -127,7 +132,7 @@ class Sonar:
         bid, ask = book.best_bid(), book.best_ask()
         if bid == 0 or ask == 0:
             self.spread = 0
-            self._set_regime(Regime.VETO, VetoReason.THIN, now_ns, force=True)
+            self._set_regime(Regime.VETO, _THIN, now_ns, force=True)
             return
         self.spread = spread = ask - bid
         mid2 = bid + ask
@@ -158,27 +163,29 @@ class Sonar:
     def _decide(self, spread: int, now_ns: int) -> None:
         """Regime rule: warm-up and a thin book veto at once; otherwise the entropy latch
         (on above `enter_veto`, off below `exit_veto`, unchanged in between) decides, and a
-        switch it asks for waits until the regime has lasted `min_dwell_ns`."""
+        switch it asks for waits until the regime has lasted `min_dwell_ns`.
+        Plain ints, not VetoReason: IntFlag arithmetic runs as Python-level enum code."""
         cfg = self.cfg
-        e = self.entropy
-        if self._npairs == cfg.window:
+        full = self._npairs == cfg.window
+        if full:
+            e = self.entropy
             if e > cfg.enter_veto:
                 self._entropy_latch = True
             elif e < cfg.exit_veto:
                 self._entropy_latch = False
-        reasons = VetoReason.ENTROPY if self._entropy_latch else VetoReason.NONE
-        if self._npairs < cfg.window:
-            reasons |= VetoReason.WARMUP
+        reasons = _ENTROPY if self._entropy_latch else 0
+        if not full:
+            reasons |= _WARMUP
         if spread > cfg.max_spread_ticks:
-            reasons |= VetoReason.THIN
-        if reasons & (VetoReason.WARMUP | VetoReason.THIN):
+            reasons |= _THIN
+        if reasons & (_WARMUP | _THIN):
             self._set_regime(Regime.VETO, reasons, now_ns, force=True)
         elif reasons:
             self._set_regime(Regime.VETO, reasons, now_ns, force=False)
         else:
             self._set_regime(Regime.ATTACK, reasons, now_ns, force=False)
 
-    def _set_regime(self, regime: Regime, reasons: VetoReason, now_ns: int, force: bool) -> None:
+    def _set_regime(self, regime: Regime, reasons: int, now_ns: int, force: bool) -> None:
         """Immediate when `force` (safety vetoes); otherwise only after the minimum dwell. While
         a switch waits, `reasons` keeps describing the regime in force."""
         if regime is self.regime:
@@ -207,8 +214,8 @@ class Sonar:
         fresh = self.last_event_ns > 0 and now_ns - self.last_event_ns <= self.cfg.stale_after_ns
         vals = (
             fresh,
-            not state & Violation.SEQUENCE_GAP,
-            not state & (Violation.CROSSED | Violation.LOCKED),
+            not state & _GAP,
+            not state & _CROSS_OR_LOCK,
             clock_stable,
             self.regime is Regime.ATTACK,
             sentinel_ok,
@@ -248,7 +255,7 @@ class GateWriter:
         q[f + 1] = s.open_changed_ns
         q[f + 2] = int(s.regime)
         q[f + 3] = s.regime_since_ns
-        q[f + 4] = int(s.reasons)
+        q[f + 4] = s.reasons
         d[f + 5] = s.entropy
         q[f + 6] = s.moves
         ok, changed = s.ok, s.changed_ns
