@@ -47,6 +47,10 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from vajra.bench import ipc
 
         return ipc.main(rest)
+    if args.what == "signals":
+        from vajra.bench import signals
+
+        return signals.main(rest)
     if args.what == "render":
         import json
 
@@ -100,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
-    b.add_argument("what", choices=["ipc", "render"])
+    b.add_argument("what", choices=["ipc", "signals", "render"])
 
     s = sub.add_parser("shm", help="list Vajra shared-memory segments or remove stale ones")
     s.add_argument("action", choices=["ls", "clean"], nargs="?", default="ls")

@@ -118,9 +118,7 @@ class Ring:
         `message` declares the payload's layout: its hash is stored so `attach(message=...)`
         refuses a peer built with another message layout."""
         if message is not None and message.size > slot_bytes:
-            raise ValueError(
-                f"message {message.name!r} ({message.size} B) > slot {slot_bytes} B"
-            )
+            raise ValueError(f"message {message.name!r} ({message.size} B) > slot {slot_bytes} B")
         _check_geometry(capacity, slot_bytes)
         stride = (8 + slot_bytes + slot_align - 1) & ~(slot_align - 1)
         seg = Segment.create(run_id, name, RING, extra=capacity * stride)
