@@ -117,3 +117,63 @@ def test_lobster_amzn_signals_match_reference() -> None:
     assert states > 40_000
     assert switches >= 1, "a full morning of AMZN should change regime at least once"
     print(f"lobster: {states} states, {switches} regime switches")
+
+
+def _signals(updates: list[BookUpdate], defer: int) -> tuple[list[tuple[float, ...]], int, int]:
+    from vajra.modules.pipeline import MarketPipeline
+
+    inst = binance_usdm_btcusdt()
+    p = MarketPipeline(
+        inst, defer_beyond=defer, sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive
+    )
+    out = []
+    for u in updates:
+        p.on_event(u)
+        o, s = p.oracle, p.sonar
+        out.append(
+            (
+                o.wobi,
+                o.zscore,
+                o.micro,
+                o.edge_ticks,
+                s.entropy,
+                float(s.regime),
+                float(p.book.best_bid()),
+                float(p.book.best_ask()),
+            )
+        )
+    assert not p.book.pending
+    p.book.check_consistency()
+    return out, p.late_corrections, len(p.book.bids)
+
+
+def test_deferring_deep_levels_changes_no_signal() -> None:
+    """The book applies the 16 levels nearest the touch first and the rest after the signal is
+    out; every signal, regime and book must equal applying everything at once, also when the
+    feed lists levels worst first (then deep levels reach the top and are corrected late)."""
+    _needs(USDM)
+    ups = [e for e in BinanceReplay(USDM, binance_usdm_btcusdt()) if type(e) is BookUpdate]
+    whole, late0, depth = _signals(ups, 0)
+    deferred, late, depth2 = _signals(ups, 16)
+    assert late0 == 0 and depth2 == depth
+    # running sums in a different order: equal up to rounding in the last bits
+    np.testing.assert_allclose(np.asarray(deferred), np.asarray(whole), rtol=1e-9, atol=1e-9)
+    assert late < len(ups) // 20, "best-first levels should rarely need a correction"
+    worst_first = [
+        BookUpdate(
+            u.token,
+            u.recv_ns,
+            u.exch_ns,
+            u.bids[::-1],
+            u.asks[::-1],
+            u.snapshot,
+            u.first_id,
+            u.last_id,
+            u.prev_id,
+        )
+        for u in ups
+    ]
+    reordered, late_rev, _ = _signals(worst_first, 16)
+    np.testing.assert_allclose(np.asarray(reordered), np.asarray(whole), rtol=1e-9, atol=1e-9)
+    assert late_rev > late  # the correction path really ran
+    print(f"late corrections: best-first {late}, worst-first {late_rev} of {len(ups)} updates")

@@ -29,6 +29,8 @@ class Side(enum.IntEnum):
 class BookUpdate:
     """Absolute quantities at price levels: `qty == 0` deletes the level.
 
+    Levels are listed best first (bids descending, asks ascending) when the venue's order
+    allows it: the book then applies the levels nearest the touch before the deep ones.
     `snapshot=True` replaces the whole book (a REST snapshot, a Kite full-mode depth, the first
     LOBSTER row); otherwise the levels listed change and all others stay. `first_id`/`last_id`
     are the venue's update ids (Binance `U`/`u`; 0 when the venue has none) and `prev_id` the

@@ -13,7 +13,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from vajra.market.book import L2Book
+from vajra.market.book import NO_ASK, L2Book
 from vajra.modules.signal import SIGNAL_STRUCT
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
@@ -54,6 +54,8 @@ class Oracle:
         self._since_resum = 0
         self._next_heat = 0
         self.seq = 0
+        self.bound_bid = 0
+        self.bound_ask = NO_ASK
         # outputs
         self.bid = self.ask = self.bid_qty = self.ask_qty = 0
         self.wobi = 0.0
@@ -66,29 +68,46 @@ class Oracle:
         self.edge_ticks = 0.0
         self.edge_bps = 0.0
 
-    def update(self, book: L2Book) -> bool:
+    def update(self, book: L2Book, redo: bool = False) -> bool:
         """Recompute every output from the book; False (outputs unchanged) when a side is empty.
+        `redo=True` recomputes the same event after a late book correction: its WOBI replaces
+        the one the first computation put in the z-score window instead of adding a second.
 
         Cost: one `book.top` copy of `levels` per side, ~6 float ops per level, O(1) z-score.
         """
         cfg = self.cfg
         levels = cfg.levels
         bpx, bq, apx, aq = self._bpx, self._bq, self._apx, self._aq
-        nb, na = book.top(levels, bpx, bq, apx, aq)
+        nb = book._top_bids(levels, bpx, bq)
+        na = book._top_asks(levels, apx, aq)
+        # the worst levels this signal read: a later change at or inside them invalidates it
+        self.bound_bid = bpx[nb - 1] if nb == levels else 0
+        self.bound_ask = apx[na - 1] if na == levels else NO_ASK
         if nb == 0 or na == 0:
             return False
         w = self.weights
         num = den = 0.0
         sb = sa = 0
-        for i in range(levels):
-            b = bq[i] if i < nb else 0
-            a = aq[i] if i < na else 0
+        m = nb if nb < na else na
+        for i in range(m):  # both sides present: the common case
+            b = bq[i]
+            a = aq[i]
             wi = w[i]
             num += wi * (b - a)
             den += wi * (b + a)
             sb += b
             sa += a
-        wobi = num / den if den > 0 else 0.0
+        for i in range(m, nb):
+            b = bq[i]
+            num += w[i] * b
+            den += w[i] * b
+            sb += b
+        for i in range(m, na):
+            a = aq[i]
+            num -= w[i] * a
+            den += w[i] * a
+            sa += a
+        wobi = num / den
         bid, ask, b0, a0 = bpx[0], apx[0], bq[0], aq[0]
         spread = ask - bid
         mid = (bid + ask) * 0.5
@@ -100,22 +119,30 @@ class Oracle:
         self.spread = spread
         # rolling z-score of WOBI over the last z_window updates (this one included)
         zb = self._zbuf
-        i = self._zi
-        old = zb[i]
+        zw = cfg.z_window
+        zi, zn = self._zi, self._zn
+        if redo and zn:
+            i = zi - 1 if zi else zw - 1
+            old = zb[i]
+        else:
+            i = zi
+            old = zb[i]
+            self._zi = i + 1 if i + 1 < zw else 0
+            if zn < zw:
+                zn += 1
+                self._zn = zn
+                old = 0.0
         zb[i] = wobi
-        self._zi = i + 1 if i + 1 < cfg.z_window else 0
-        if self._zn < cfg.z_window:
-            self._zn += 1
-            old = 0.0
-        self._zsum += wobi - old
-        self._zsq += wobi * wobi - old * old
+        zsum = self._zsum + wobi - old
+        zsq = self._zsq + wobi * wobi - old * old
+        self._zsum, self._zsq = zsum, zsq
         self._since_resum += 1
         if self._since_resum >= _RESUM:
             self._resum()
-        n = self._zn
-        m = self._zsum / n
-        var = self._zsq / n - m * m
-        z = (wobi - m) / math.sqrt(var) if var > 1e-12 else 0.0
+            zsum, zsq = self._zsum, self._zsq
+        mean = zsum / zn
+        var = zsq / zn - mean * mean
+        z = (wobi - mean) / math.sqrt(var) if var > 1e-12 else 0.0
         self.zscore = z
         s = z / cfg.z_cap
         self.strength = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)

@@ -1,5 +1,9 @@
 """One instrument's market pipeline: feed events -> L2 book -> Oracle -> Sonar, timed per stage.
 
+Order of work per depth update, shortest path to the signal first: apply the levels nearest the
+touch, compute and publish the signal (tick -> signal), apply the deep levels (redoing the
+signal in the rare case one of them reached the top), then Sonar and the gate on the final book.
+
 This is the work the engine's feed/Oracle thread does per market event, kept free of threads and
 I/O so replays, benchmarks and tests drive exactly the code the engine runs. Each stage's time is
 recorded into its shared-memory histogram (`book.update`, `oracle.update`, `sonar.update`, and
@@ -48,9 +52,12 @@ class MarketPipeline:
         sentinel_ok: Callable[[], bool] | None = None,
         kill_clear: Callable[[], bool] | None = None,
         sync: Callable[[L2Book], BookSync] | None = None,
+        defer_beyond: int = 16,
     ) -> None:
         self.instrument = instrument
         self.book = L2Book(instrument)
+        # levels beyond the first `defer_beyond` per side are applied after the signal is out
+        self.book.defer_beyond = defer_beyond
         #: venue sync (e.g. Binance's snapshot + diff procedure) built on this book, or None to
         #: apply every update as it comes
         self.sync = sync(self.book) if sync is not None else None
@@ -74,6 +81,8 @@ class MarketPipeline:
         self.gaps = 0
         self.signals_sent = 0
         self.signals_dropped = 0
+        #: deferred deep levels that turned out to touch the top: signal recomputed and resent
+        self.late_corrections = 0
 
     def on_event(self, ev: object) -> None:
         """Handle one event from any feed. Book updates run the whole chain; the rest adjust
@@ -115,34 +124,55 @@ class MarketPipeline:
                 self._gate(ev.recv_ns)
                 return
         t1 = perf()
-        have = self.oracle.update(book)
+        oracle = self.oracle
+        have = oracle.update(book)
         t2 = perf()
+        if have:
+            self._send(ev)
+        book_ns = t1 - t0
+        if book.pending:  # the deep levels, after the signal is out
+            t3 = perf()
+            touched = book.flush(oracle.bound_bid, oracle.bound_ask)
+            book_ns += perf() - t3
+            if touched:
+                self.late_corrections += 1
+                have = oracle.update(book, redo=True)
+                if have:
+                    self._send(ev)
+        t4 = perf()
         self.sonar.on_book(book, ev.recv_ns)
         self._gate(ev.recv_ns)
-        t3 = perf()
+        t5 = perf()
         self.book_updates += 1
         if self.top is not None:
             self.top.publish(book)
-        if have:
-            if self.signals is not None:
-                if self.oracle.publish(
-                    self.signals, self.instrument.token, ev.recv_ns, ev.exch_ns, book.state, perf()
-                ):
-                    self.signals_sent += 1
-                else:
-                    self.signals_dropped += 1
-            if self.heatmap is not None:
-                self.oracle.maybe_heatmap(ev.recv_ns, book, self.heatmap, self._heat_row)
+        if have and self.heatmap is not None:
+            oracle.maybe_heatmap(ev.recv_ns, book, self.heatmap, self._heat_row)
         if self._h_book is not None:
-            self._h_book.record(t1 - t0)
+            self._h_book.record(book_ns)
         if self._h_oracle is not None:
             self._h_oracle.record(t2 - t1)
         if self._h_signal is not None:
             self._h_signal.record(t2 - t0)
         if self._h_sonar is not None:
-            self._h_sonar.record(t3 - t2)
+            self._h_sonar.record(t5 - t4)
         if self._h_event is not None:
             self._h_event.record(perf() - t0)
+
+    def _send(self, ev: BookUpdate) -> None:
+        if self.signals is None:
+            return
+        if self.oracle.publish(
+            self.signals,
+            self.instrument.token,
+            ev.recv_ns,
+            ev.exch_ns,
+            self.book.state,
+            time.perf_counter_ns(),
+        ):
+            self.signals_sent += 1
+        else:
+            self.signals_dropped += 1
 
     def _gate(self, now_ns: int) -> None:
         self.sonar.evaluate_gate(

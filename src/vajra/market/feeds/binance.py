@@ -168,6 +168,15 @@ def _ms_to_ns(v: Any) -> int:
     return ms * _MS
 
 
+def _best_first(levels: tuple[tuple[int, int], ...], *, bids: bool) -> tuple[tuple[int, int], ...]:
+    """Order levels best first, the BookUpdate convention (the book applies the levels nearest
+    the touch first and may defer the rest). USD-M diffs list bids ascending, i.e. worst first;
+    a sorted list only needs its ends compared (O(1)), and a reversal is one C-level copy."""
+    if len(levels) > 1 and (levels[0][0] < levels[-1][0]) == bids:
+        return levels[::-1]
+    return levels
+
+
 class BinanceParser:
     """Binance combined-stream messages and the REST depth snapshot -> `MarketEvent`s.
 
@@ -297,8 +306,8 @@ class BinanceParser:
             self.token,
             recv_ns,
             self._exch_ns(d),
-            self._levels(d["b"]),
-            self._levels(d["a"]),
+            _best_first(self._levels(d["b"]), bids=True),
+            _best_first(self._levels(d["a"]), bids=False),
             False,
             first,
             last,
@@ -313,8 +322,8 @@ class BinanceParser:
             self.token,
             recv_ns,
             self._exch_ns(d),
-            self._levels(d["bids"]),
-            self._levels(d["asks"]),
+            _best_first(self._levels(d["bids"]), bids=True),
+            _best_first(self._levels(d["asks"]), bids=False),
             True,
             0,
             last,
