@@ -34,10 +34,13 @@ run: $(STAMP)  ## doctor, then a live ring ping-pong between two pinned threads
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## IPC benchmark side by side; writes bench/ipc-latest.{txt,json}
+bench: $(STAMP)  ## IPC and signal-path benchmarks; writes bench/{ipc,signals}-latest.{txt,json}
 	$(PY) -m vajra bench ipc --json > bench/ipc-latest.json.tmp
 	mv bench/ipc-latest.json.tmp bench/ipc-latest.json
 	$(PY) -m vajra bench render bench/ipc-latest.json | tee bench/ipc-latest.txt
+	$(PY) -m vajra bench signals --json > bench/signals-latest.json.tmp
+	mv bench/signals-latest.json.tmp bench/signals-latest.json
+	$(PY) -m vajra bench render bench/signals-latest.json | tee bench/signals-latest.txt
 
 bench-quick: $(STAMP)  ## the same, fewer messages
 	$(PY) -m vajra bench ipc --quick

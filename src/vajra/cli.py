@@ -60,7 +60,13 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
             print("usage: vajra bench render FILE.json", file=sys.stderr)
             return 2
         with open(rest[0]) as f:
-            print(ipc.render_table(json.load(f)))
+            data = json.load(f)
+        if "capture" in data:  # a `vajra bench signals --json` result
+            from vajra.bench import signals
+
+            print(signals.render(data))
+        else:
+            print(ipc.render_table(data))
         return 0
     print(f"unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
