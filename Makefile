@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
 
 venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
 
-run: $(STAMP)  ## doctor, then a live ring ping-pong between two pinned threads
+run: $(STAMP)  ## doctor, a pinned ring ping-pong, then the synthetic NSE market through book, Oracle, Sonar
 	$(PY) -m vajra doctor
 	$(PY) -m vajra ping --seconds $${SECONDS_TO_RUN:-5}
+	$(PY) -m vajra signals --feed synthetic --speed 20 --seconds $${SECONDS_TO_RUN:-10}
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -42,6 +42,17 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return run_ping(seconds=args.seconds, cpus=args.cpus, hlog_dir=args.hlog_dir)
 
 
+def cmd_signals(args: argparse.Namespace) -> int:
+    _guard(args, "vajra signals")
+    from vajra.runtime.signals_cli import run_signals
+
+    try:
+        return run_signals(feed=args.feed, seconds=args.seconds, speed=args.speed, seed=args.seed)
+    except ValueError as e:
+        print(f"vajra signals: {e}", file=sys.stderr)
+        return 2
+
+
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "ipc":
         from vajra.bench import ipc
@@ -107,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--hlog-dir", default="runs", help="where to write the interval .hlog")
     pg.add_argument("--allow-gil", action="store_true", help=argparse.SUPPRESS)
 
+    sg = sub.add_parser("signals", help="run a feed through book, Oracle and Sonar; live status")
+    sg.add_argument(
+        "--feed", default="synthetic", help="synthetic (default), binance:PATH or lobster:PATH"
+    )
+    sg.add_argument("--seconds", type=float, default=10.0)
+    sg.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="x recorded/simulated pace; 0 = as fast as possible (default)",
+    )
+    sg.add_argument("--seed", type=int, default=7, help="synthetic feed seed")
+    sg.add_argument("--allow-gil", action="store_true", help=argparse.SUPPRESS)
+
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
@@ -133,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ping(args)
         if args.cmd == "shm":
             return cmd_shm(args)
+        if args.cmd == "signals":
+            return cmd_signals(args)
     except (gil.GilEnabledError, gil.PlatformError) as e:
         print(f"vajra: refusing to start: {e}", file=sys.stderr)
         return 3

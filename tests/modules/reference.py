@@ -66,23 +66,33 @@ def oracle_reference(t: BookTape, cfg: OracleConfig) -> dict[str, F]:
     }
 
 
-def entropy_reference(mid2: F, window: int) -> tuple[F, F]:
-    """Normalised pair entropy after each state, and the number of moves so far. Before the
-    window is full the engine reports 1.0 (maximal uncertainty)."""
+def entropy_reference(mid2: F, window: int, t: F | None = None, sample_ns: int = 0) -> tuple[F, F]:
+    """Normalised pair entropy after each state, and the number of moves so far. The mid is
+    sampled at the first state at least `sample_ns` after the previous sample (event time `t`);
+    every state when `sample_ns` is 0. Before the window is full the engine reports 1.0."""
     n = len(mid2)
     ent = np.ones(n)
     moves = np.zeros(n)
     dirs: list[int] = []
     pairs: list[int] = []
     last = 0.0
+    next_sample = 0.0
     for i in range(n):
-        m = mid2[i]
-        if last and m != last:
-            d = 1 if m > last else 0
-            if dirs:
-                pairs.append(dirs[-1] * 2 + d)
-            dirs.append(d)
-        last = m
+        sampled = True
+        if sample_ns:
+            assert t is not None
+            if t[i] < next_sample:
+                sampled = False
+            else:
+                next_sample = t[i] + sample_ns
+        if sampled:
+            m = mid2[i]
+            if last and m != last:
+                d = 1 if m > last else 0
+                if dirs:
+                    pairs.append(dirs[-1] * 2 + d)
+                dirs.append(d)
+            last = m
         moves[i] = len(dirs)
         if len(pairs) >= window:
             counts = np.bincount(np.asarray(pairs[-window:]), minlength=4)

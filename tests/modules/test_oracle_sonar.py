@@ -92,8 +92,9 @@ def test_oracle_empty_side_gives_no_signal() -> None:
         OracleConfig(levels=0)
 
 
-def test_sonar_entropy_and_regime_match_reference() -> None:
-    cfg = SonarConfig(window=32, min_dwell_ns=200_000_000)
+@pytest.mark.parametrize("sample_ns", [0, 50_000_000])
+def test_sonar_entropy_and_regime_match_reference(sample_ns: int) -> None:
+    cfg = SonarConfig(window=32, min_dwell_ns=200_000_000, sample_ns=sample_ns)
     ups = random_walk(2000, seed=3) + random_walk(2000, seed=4, trend=0.25)
     ups = [
         BookUpdate(7, i * 10_000_000, 0, u.bids, u.asks, snapshot=True) for i, u in enumerate(ups)
@@ -108,21 +109,22 @@ def test_sonar_entropy_and_regime_match_reference() -> None:
         mid2.append(book.best_bid() + book.best_ask())
         spread.append(book.best_ask() - book.best_bid())
         full.append(sonar._npairs == cfg.window)
-    ref_ent, _ = entropy_reference(np.asarray(mid2, dtype=np.float64), cfg.window)
-    np.testing.assert_allclose(np.asarray(ent), ref_ent, atol=1e-12)
     t = np.asarray([u.recv_ns for u in ups], dtype=np.float64)
+    ref_ent, _ = entropy_reference(np.asarray(mid2, dtype=np.float64), cfg.window, t, sample_ns)
+    np.testing.assert_allclose(np.asarray(ent), ref_ent, atol=1e-12)
     ref_reg = regime_reference(
         ref_ent, np.asarray(full), np.asarray(spread, dtype=np.float64), t, cfg
     )
     np.testing.assert_array_equal(np.asarray(regime), ref_reg)
     # the random walk is noisy (Veto) and the trending half is not (Attack): both occur
     assert set(regime) == {0, 1}
-    assert np.mean(ref_ent[:2000][cfg.window * 2 :]) > np.mean(ref_ent[2500:])
+    if not sample_ns:
+        assert np.mean(ref_ent[:2000][cfg.window * 2 :]) > np.mean(ref_ent[2500:])
 
 
 def test_regime_dwell_and_thin_book_veto() -> None:
     cfg = SonarConfig(
-        window=4, enter_veto=0.9, exit_veto=0.5, min_dwell_ns=1_000, max_spread_ticks=3
+        window=4, enter_veto=0.9, exit_veto=0.5, min_dwell_ns=1_000, max_spread_ticks=3, sample_ns=0
     )
     book, s = L2Book(INST), Sonar(cfg)
     t = 0
@@ -149,7 +151,7 @@ def test_regime_dwell_and_thin_book_veto() -> None:
 
 
 def test_gate_conditions_each_close_it() -> None:
-    p = MarketPipeline(INST, sonar=SonarConfig(window=4, min_dwell_ns=0))
+    p = MarketPipeline(INST, sonar=SonarConfig(window=4, min_dwell_ns=0, sample_ns=0))
     for i, u in enumerate(random_walk(200, seed=9, trend=0.3)):
         p.on_event(BookUpdate(7, i * 1_000_000, 0, u.bids, u.asks, snapshot=True))
     now = 199 * 1_000_000
@@ -218,3 +220,31 @@ def test_shared_memory_outputs_round_trip() -> None:
     seg.unlink()
     ring.close()
     ring.unlink()
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_sonar_tells_the_synthetic_phases_apart(seed: int) -> None:
+    """On the embedded default market, Sonar's default regime is Attack mostly while the market
+    trends and Veto mostly while it mean-reverts or is thin (ground truth: the generator's
+    phase markers)."""
+    from collections import defaultdict
+
+    from vajra.market.feeds.synthetic import PhaseChange, SyntheticFeed
+
+    feed = SyntheticFeed(seed)
+    p = MarketPipeline(feed.instrument)
+    phase = ""
+    attack: dict[str, list[int]] = defaultdict(list)
+    for i in range(300_000):
+        ev = feed.next_event()
+        if type(ev) is PhaseChange:
+            phase = ev.phase.name
+            continue
+        p.on_event(ev)
+        if i % 10 == 0:
+            attack[phase].append(int(p.sonar.regime))
+    frac = {k: sum(v) / len(v) for k, v in attack.items()}
+    assert set(frac) >= {"TRENDING", "MEAN_REVERTING", "NOISY", "THIN"}
+    assert frac["TRENDING"] > 0.45
+    assert frac["TRENDING"] > 2 * frac["MEAN_REVERTING"]
+    assert frac["TRENDING"] > 3 * frac["THIN"]

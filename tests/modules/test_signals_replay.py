@@ -50,7 +50,7 @@ def _run(
             continue
         if not oracle.update(book):
             continue
-        sonar.on_book(book, u.recv_ns)
+        sonar.on_book(book, u.recv_ns, u.exch_ns)
         record(book, ocfg.levels, rows)
         for k in KEYS:
             got[k].append(getattr(oracle, k))
@@ -59,11 +59,16 @@ def _run(
         mid2.append(book.best_bid() + book.best_ask())
         spread.append(book.best_ask() - book.best_bid())
         full.append(sonar._npairs == scfg.window)
-        t.append(u.recv_ns)
+        t.append(u.exch_ns or u.recv_ns)
     ref = oracle_reference(tape(rows, ocfg.levels), ocfg)
     for k, v in ref.items():
         np.testing.assert_allclose(np.asarray(got[k]), v, rtol=1e-9, atol=1e-9, err_msg=k)
-    ref_ent, _ = entropy_reference(np.asarray(mid2, dtype=np.float64), scfg.window)
+    ref_ent, _ = entropy_reference(
+        np.asarray(mid2, dtype=np.float64),
+        scfg.window,
+        np.asarray(t, dtype=np.float64),
+        scfg.sample_ns,
+    )
     np.testing.assert_allclose(np.asarray(ent), ref_ent, atol=1e-12)
     ref_reg = regime_reference(
         ref_ent,
@@ -143,6 +148,7 @@ def _signals(updates: list[BookUpdate], defer: int) -> tuple[list[tuple[float, .
             )
         )
     assert not p.book.pending
+    assert sum(p.book.counts) == 0  # half-applied updates must not count as crossed books
     p.book.check_consistency()
     return out, p.late_corrections, len(p.book.bids)
 

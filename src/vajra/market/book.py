@@ -159,7 +159,7 @@ class L2Book:
             self.bids.clear()
             self.asks.clear()
             self._bb, self._ba = 0, NO_ASK
-        flags = self._levels(bids, asks, u.snapshot, 0, NO_ASK)
+        flags = self._levels(bids, asks, u.snapshot, 0, NO_ASK, self._pending is None)
         self.updates += 1
         self.last_recv_ns = u.recv_ns
         self.last_exch_ns = u.exch_ns
@@ -177,7 +177,7 @@ class L2Book:
         self._pending = None
         before = self._touched
         self._touched = False
-        self._levels(pending[0], pending[1], pending[2], top_bid, top_ask)
+        self._levels(pending[0], pending[1], pending[2], top_bid, top_ask, True)
         touched = self._touched
         self._touched = before
         return touched
@@ -194,8 +194,11 @@ class L2Book:
         snap: bool,
         top_bid: int,
         top_ask: int,
+        final: bool,
     ) -> int:
-        """Apply levels, track the best ticks, check crossing, count violations.
+        """Apply levels, track the best ticks, count violations, and check crossing once the
+        update is complete (`final`): half an update can look crossed when it is not, e.g. bids
+        moved up before the asks they replaced were deleted.
 
         Cost: ~12 bytecodes per changed level (a floor division, a grid check, one dict store
         or pop, one comparison with the best; two with the top window), plus a rescan when the
@@ -237,10 +240,11 @@ class L2Book:
             best = _next_ask(book, best)
         self._ba = best
         self._touched = touched
-        bb = self._bb
-        if bb and bb >= best:
-            flags |= _LOCKED if bb == best else _CROSSED
-        self.state = (self.state & _GAP) | (flags & _CROSS_OR_LOCK)
+        if final:
+            bb = self._bb
+            if bb and bb >= best:
+                flags |= _LOCKED if bb == best else _CROSSED
+            self.state = (self.state & _GAP) | (flags & _CROSS_OR_LOCK)
         if flags:
             self._count(flags)
         return flags

@@ -140,7 +140,7 @@ class MarketPipeline:
                 if have:
                     self._send(ev)
         t4 = perf()
-        self.sonar.on_book(book, ev.recv_ns)
+        self.sonar.on_book(book, ev.recv_ns, ev.exch_ns)
         self._gate(ev.recv_ns)
         t5 = perf()
         self.book_updates += 1

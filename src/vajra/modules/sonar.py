@@ -1,7 +1,9 @@
 """Sonar: market entropy, the Attack / Veto regime, and the zero-trust gate.
 
 Entropy (docs/signals.md): the Shannon entropy of consecutive pairs of mid-price move
-directions over the last `window` moves, normalised to 0..1 (2 bits = 1). A trend (up, up, ...)
+directions over the last `window` moves, normalised to 0..1 (2 bits = 1), with the mid sampled
+once per `sample_ns` of event time so quote flicker (a mid that steps out and back within a
+fraction of a second) does not pass for information. A trend (up, up, ...)
 and a mean-reverting market (up, down, up, ...) both concentrate the pairs, so entropy is low and
 imbalance signals carry information; a noisy market spreads the pairs evenly, entropy nears 1,
 and Sonar vetoes. A thin book (wide spread) vetoes at once, whatever the entropy.
@@ -56,9 +58,10 @@ _WARMUP, _ENTROPY, _THIN = int(VetoReason.WARMUP), int(VetoReason.ENTROPY), int(
 
 @dataclass(frozen=True, slots=True)
 class SonarConfig:
-    window: int = 64  # direction pairs in the entropy window
-    enter_veto: float = 0.92  # normalised entropy above which Attack turns to Veto
-    exit_veto: float = 0.80  # below which Veto turns back to Attack
+    window: int = 24  # direction pairs in the entropy window
+    sample_ns: int = 500_000_000  # mid sampled this often (event time); 0: every mid change
+    enter_veto: float = 0.95  # normalised entropy above which Attack turns to Veto
+    exit_veto: float = 0.90  # below which Veto turns back to Attack
     min_dwell_ns: int = 2_000_000_000  # minimum time in a regime before an entropy switch
     max_spread_ticks: int = 10  # wider than this vetoes at once (thin book)
     stale_after_ns: int = 2_000_000_000  # no market data for this long closes the gate
@@ -68,6 +71,8 @@ class SonarConfig:
             raise ValueError("sonar window must be >= 4")
         if not 0.0 < self.exit_veto < self.enter_veto <= 1.0:
             raise ValueError("sonar thresholds need 0 < exit_veto < enter_veto <= 1")
+        if self.sample_ns < 0:
+            raise ValueError("sonar sample_ns must be >= 0")
         if self.min_dwell_ns < 0 or self.max_spread_ticks < 1 or self.stale_after_ns <= 0:
             raise ValueError("sonar dwell >= 0, max_spread_ticks >= 1, stale_after_ns > 0")
 
@@ -103,6 +108,7 @@ class Sonar:
         self._npairs = 0
         self._last_mid2 = 0  # bid + ask in ticks (2 x mid, an integer)
         self._last_dir = -1  # 0 down, 1 up, -1 none yet
+        self._next_sample = 0
         self._plogp = [0.0] * (cfg.window + 1)  # -p log2 p for p = c / window
         w = cfg.window
         for c in range(1, w + 1):
@@ -125,17 +131,28 @@ class Sonar:
 
     # -- entropy and regime -----------------------------------------------------------------
 
-    def on_book(self, book: L2Book, now_ns: int) -> None:
-        """Account one book state. Cost when the mid did not move: ~10 attribute operations;
-        when it moved: a ring update and an O(1) entropy update from a precomputed table."""
+    def on_book(self, book: L2Book, now_ns: int, event_ns: int = 0) -> None:
+        """Account one book state: `now_ns` is the local receive time (staleness), `event_ns`
+        the event's own time (exchange time; the receive time when the venue gives none), on
+        which sampling and the dwell run, so a replay at any speed gives the same regimes.
+        Cost between samples: ~10 attribute operations; at a sample that moved the mid: a ring
+        update and an O(1) entropy update from a precomputed table."""
         self.last_event_ns = now_ns
+        if not event_ns:
+            event_ns = now_ns
         bid, ask = book.best_bid(), book.best_ask()
         if bid == 0 or ask == 0:
             self.spread = 0
-            self._set_regime(Regime.VETO, _THIN, now_ns, force=True)
+            self._set_regime(Regime.VETO, _THIN, event_ns, force=True)
             return
         self.spread = spread = ask - bid
         mid2 = bid + ask
+        sample = self.cfg.sample_ns
+        if sample:
+            if event_ns < self._next_sample:
+                self._decide(spread, event_ns)
+                return
+            self._next_sample = event_ns + sample
         last = self._last_mid2
         self._last_mid2 = mid2
         if last and mid2 != last:
@@ -144,7 +161,7 @@ class Sonar:
                 self._add_pair(self._last_dir * 2 + d)
             self._last_dir = d
             self.moves += 1
-        self._decide(spread, now_ns)
+        self._decide(spread, event_ns)
 
     def _add_pair(self, sym: int) -> None:
         w = self.cfg.window
