@@ -20,6 +20,7 @@ from vajra.market.feeds.binance import (
     BinanceBookSync,
     BinanceMarket,
     BinanceReplay,
+    ClockOffsetEstimator,
     binance_usdm_btcusdt,
 )
 from vajra.market.feeds.lobster import iter_lobster_zip, read_lobster_session
@@ -45,7 +46,7 @@ def open_feed(
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
         feed = SyntheticFeed(seed)
-        return feed.instrument, _paced_synthetic(feed, speed), None
+        return feed.instrument, _paced(feed, speed, "exch_ns"), None
     if kind == "binance":
         inst = binance_usdm_btcusdt()
         return (
@@ -66,7 +67,8 @@ def open_feed(
 
         from vajra.market.feeds.lobster import lobster_instrument
 
-        return lobster_instrument(token=token), chain(), None
+        # LOBSTER's recv_ns is the recorded time after midnight: pace on it
+        return lobster_instrument(token=token), _paced(chain(), speed, "recv_ns"), None
     raise ValueError(f"unknown feed {spec!r}: use synthetic, binance:PATH or lobster:PATH")
 
 
@@ -79,20 +81,19 @@ def _path(arg: str) -> Path:
     return p
 
 
-def _paced_synthetic(feed: SyntheticFeed, speed: float) -> Iterator[object]:
-    """Synthetic events at `speed` x simulated time (0: as fast as possible)."""
+def _paced(events: Iterator[object], speed: float, clock: str) -> Iterator[object]:
+    """Events at `speed` x the pace of their `clock` attribute (0: as fast as possible)."""
     t0_wall = time.perf_counter_ns()
-    t0_sim = -1
-    while True:
-        ev = feed.next_event()
+    t0_ev = -1
+    for ev in events:
         if speed > 0:
-            sim = getattr(ev, "exch_ns", 0)
-            if t0_sim < 0:
-                t0_sim = sim
-            due = t0_wall + int((sim - t0_sim) / speed)
-            delay = due - time.perf_counter_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
+            t = getattr(ev, clock, 0)
+            if t:
+                if t0_ev < 0:
+                    t0_ev = t
+                delay = t0_wall + int((t - t0_ev) / speed) - time.perf_counter_ns()
+                if delay > 0:
+                    time.sleep(delay / 1e9)
         yield ev
 
 
@@ -114,8 +115,18 @@ def run_signals(
     top = TopWriter(view, state.extra + top_off)
     gate = GateWriter(view, state.extra + gate_off)
     hw, sw = heat.writer(), ring.writer()
+    # Binance events carry exchange time: the gate's CLOCK_STABLE follows the offset estimate
+    # (as fast as possible, the local clock does not follow the exchange's: it stays closed)
+    clock = ClockOffsetEstimator() if feed.startswith("binance") else None
     p = MarketPipeline(
-        inst, histograms=writers, top=top, gate=gate, signals=sw, heatmap=hw, sync=sync
+        inst,
+        histograms=writers,
+        top=top,
+        gate=gate,
+        signals=sw,
+        heatmap=hw,
+        sync=sync,
+        clock_stable=(lambda: clock.stable) if clock is not None else None,
     )
     print(
         f"run {run}: feed {feed} ({inst.symbol}, tick {inst.format_price(inst.tick)}), "
@@ -131,6 +142,10 @@ def run_signals(
             if type(ev) is PhaseChange:
                 phase = ev.phase.name
                 continue
+            if clock is not None:
+                exch = getattr(ev, "exch_ns", 0)
+                if exch:
+                    clock.add(getattr(ev, "recv_ns", 0), exch)
             p.on_event(ev)
             if p.events & 255 == 0:
                 now = time.monotonic()
