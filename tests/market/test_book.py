@@ -203,3 +203,20 @@ def test_instrument_master_from_kite_csv_and_config() -> None:
         InstrumentMaster.from_config([{"token": 1, "symbol": "X", "tick": "0"}])
     with pytest.raises(InstrumentError, match="freeze quantity"):
         Instrument(1, "X", "NFO", Segment.NFO_FUT, 2, 5, lot=65, freeze_qty=10)
+
+
+def test_advance_applies_only_what_reaches_the_window() -> None:
+    from vajra.market.book import NO_ASK
+
+    b = L2Book(INST)
+    b.defer_beyond = 2
+    b.apply(BookUpdate(1, 0, 0, ((100, 1), (95, 1), (90, 1), (85, 1)), ((105, 1),), snapshot=True))
+    assert b.pending and sorted(b.bids) == [19, 20]
+    assert b.pending_reaches(18, NO_ASK)  # the best deferred bid (tick 18) is in the window
+    assert not b.pending_reaches(19, NO_ASK)
+    b.advance(18, NO_ASK)
+    assert sorted(b.bids) == [18, 19, 20] and b.pending  # tick 17 still waits
+    assert not b.pending_reaches(18, NO_ASK)
+    b.advance(0, NO_ASK)  # a window of everything: the rest goes in, crossing checked
+    assert not b.pending and sorted(b.bids) == [17, 18, 19, 20] and b.sane
+    b.check_consistency()

@@ -154,17 +154,19 @@ def _signals(updates: list[BookUpdate], defer: int) -> tuple[list[tuple[float, .
 
 
 def test_deferring_deep_levels_changes_no_signal() -> None:
-    """The book applies the 16 levels nearest the touch first and the rest after the signal is
-    out; every signal, regime and book must equal applying everything at once, also when the
-    feed lists levels worst first (then deep levels reach the top and are corrected late)."""
+    """The book applies the 24 levels nearest the touch first and the rest after the signal is
+    out (first applying any deferred level that reaches what the signal reads); every signal,
+    regime and book must equal applying everything at once, also when the feed lists levels
+    worst first (then deep levels reach the top unannounced and are corrected late)."""
     _needs(USDM)
     ups = [e for e in BinanceReplay(USDM, binance_usdm_btcusdt()) if type(e) is BookUpdate]
     whole, late0, depth = _signals(ups, 0)
-    deferred, late, depth2 = _signals(ups, 16)
+    deferred, late, depth2 = _signals(ups, 24)
     assert late0 == 0 and depth2 == depth
     # running sums in a different order: equal up to rounding in the last bits
     np.testing.assert_allclose(np.asarray(deferred), np.asarray(whole), rtol=1e-9, atol=1e-9)
-    assert late < len(ups) // 20, "best-first levels should rarely need a correction"
+    # listed best first, no signal is ever published from a book whose top was incomplete
+    assert late == 0
     worst_first = [
         BookUpdate(
             u.token,
@@ -179,7 +181,7 @@ def test_deferring_deep_levels_changes_no_signal() -> None:
         )
         for u in ups
     ]
-    reordered, late_rev, _ = _signals(worst_first, 16)
+    reordered, late_rev, _ = _signals(worst_first, 24)
     np.testing.assert_allclose(np.asarray(reordered), np.asarray(whole), rtol=1e-9, atol=1e-9)
     assert late_rev > late  # the correction path really ran
     print(f"late corrections: best-first {late}, worst-first {late_rev} of {len(ups)} updates")

@@ -142,11 +142,11 @@ class L2Book:
         """Apply one update; returns the violations it raised (0 when clean).
 
         With `defer_beyond = K` set, only the first K levels of each side are applied now and
-        the rest is held until `flush()` (or the next `apply`, which flushes first, so order is
+        the rest waits until `flush()` (or the next `apply`, which flushes first, so order is
         kept): the signal path reads a book whose top is already right, and a 600-level diff
-        costs it ~K levels instead of 600. This relies on levels being listed best first
-        (bids descending, asks ascending), the BookUpdate convention; `flush()` reports when a
-        deferred level landed inside the top window anyway, so the caller can correct.
+        costs it ~K levels instead of 600. Levels must be listed best first (the BookUpdate
+        convention); callers check `pending_reaches` (and `advance`) before trusting the top,
+        and `flush()` reports a deferred level that reached the top anyway.
         """
         if self._pending is not None:
             self.flush()
@@ -181,6 +181,39 @@ class L2Book:
         touched = self._touched
         self._touched = before
         return touched
+
+    def advance(self, top_bid: int, top_ask: int) -> None:
+        """Apply the deferred levels that reach the top window (a prefix of each side, levels
+        being best first) and keep deferring the rest. Applies at least one level when
+        `pending_reaches` said so, so a caller's loop always ends."""
+        pending = self._pending
+        if pending is None:
+            return
+        bids, asks, snap = pending
+        tick = self.tick
+        kb = 0
+        while kb < len(bids) and bids[kb][0] // tick >= top_bid:
+            kb += 1
+        ka = 0
+        while ka < len(asks) and asks[ka][0] // tick <= top_ask:
+            ka += 1
+        rest_b, rest_a = bids[kb:], asks[ka:]
+        done = not rest_b and not rest_a
+        self._pending = None if done else (rest_b, rest_a, snap)
+        self._levels(bids[:kb], asks[:ka], snap, 0, NO_ASK, done)
+
+    def pending_reaches(self, top_bid: int, top_ask: int) -> bool:
+        """Whether the best deferred level of either side is at or inside the top window (O(1):
+        deferred levels are listed best first, so the first one is the best). When False the
+        deferred levels cannot change what a signal read from the window."""
+        pending = self._pending
+        if pending is None:
+            return False
+        bids, asks = pending[0], pending[1]
+        tick = self.tick
+        return bool(
+            (bids and bids[0][0] // tick >= top_bid) or (asks and asks[0][0] // tick <= top_ask)
+        )
 
     @property
     def pending(self) -> bool:

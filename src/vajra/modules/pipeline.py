@@ -1,8 +1,10 @@
 """One instrument's market pipeline: feed events -> L2 book -> Oracle -> Sonar, timed per stage.
 
 Order of work per depth update, shortest path to the signal first: apply the levels nearest the
-touch, compute and publish the signal (tick -> signal), apply the deep levels (redoing the
-signal in the rare case one of them reached the top), then Sonar and the gate on the final book.
+touch, compute the signal; while deferred levels reach the levels the signal read, apply those
+and recompute; publish (tick -> signal); apply the deep levels
+(redoing the signal if one reached the top anyway, which only a feed that does not list levels
+best first can cause); then Sonar and the gate on the final book.
 
 This is the work the engine's feed/Oracle thread does per market event, kept free of threads and
 I/O so replays, benchmarks and tests drive exactly the code the engine runs. Each stage's time is
@@ -52,7 +54,7 @@ class MarketPipeline:
         sentinel_ok: Callable[[], bool] | None = None,
         kill_clear: Callable[[], bool] | None = None,
         sync: Callable[[L2Book], BookSync] | None = None,
-        defer_beyond: int = 16,
+        defer_beyond: int = 24,
     ) -> None:
         self.instrument = instrument
         self.book = L2Book(instrument)
@@ -81,7 +83,10 @@ class MarketPipeline:
         self.gaps = 0
         self.signals_sent = 0
         self.signals_dropped = 0
-        #: deferred deep levels that turned out to touch the top: signal recomputed and resent
+        #: times deferred levels reached the signal's window and were applied before it
+        self.early_flushes = 0
+        #: deferred levels that reached the top although the first of them did not (a feed
+        #: that does not list levels best first): signal recomputed and resent
         self.late_corrections = 0
 
     def on_event(self, ev: object) -> None:
@@ -126,6 +131,11 @@ class MarketPipeline:
         t1 = perf()
         oracle = self.oracle
         have = oracle.update(book)
+        while book.pending and book.pending_reaches(oracle.bound_bid, oracle.bound_ask):
+            # deferred levels reach what the signal read: apply those first, then recompute
+            book.advance(oracle.bound_bid, oracle.bound_ask)
+            self.early_flushes += 1
+            have = oracle.update(book, redo=True)
         t2 = perf()
         if have:
             self._send(ev)

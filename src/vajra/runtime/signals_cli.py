@@ -171,8 +171,9 @@ def run_signals(
                 )
         print(
             f"  signals sent {p.signals_sent:,} (ring overwrites oldest: "
-            f"{ring.stats()['overwritten']:,} never read), late corrections "
-            f"{p.late_corrections}, book violations {p.book.violations()}"
+            f"{ring.stats()['overwritten']:,} never read), deferred levels applied early "
+            f"{p.early_flushes:,}, late corrections {p.late_corrections}, "
+            f"book violations {p.book.violations()}"
         )
         for w in writers.values():
             w.release()
