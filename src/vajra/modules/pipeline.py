@@ -131,15 +131,18 @@ class MarketPipeline:
         t1 = perf()
         oracle = self.oracle
         have = oracle.update(book)
+        early_ns = 0
         while book.pending and book.pending_reaches(oracle.bound_bid, oracle.bound_ask):
             # deferred levels reach what the signal read: apply those first, then recompute
+            ta = perf()
             book.advance(oracle.bound_bid, oracle.bound_ask)
+            early_ns += perf() - ta
             self.early_flushes += 1
             have = oracle.update(book, redo=True)
         t2 = perf()
         if have:
             self._send(ev)
-        book_ns = t1 - t0
+        book_ns = t1 - t0 + early_ns
         if book.pending:  # the deep levels, after the signal is out
             t3 = perf()
             touched = book.flush(oracle.bound_bid, oracle.bound_ask)
@@ -161,7 +164,7 @@ class MarketPipeline:
         if self._h_book is not None:
             self._h_book.record(book_ns)
         if self._h_oracle is not None:
-            self._h_oracle.record(t2 - t1)
+            self._h_oracle.record(t2 - t1 - early_ns)
         if self._h_signal is not None:
             self._h_signal.record(t2 - t0)
         if self._h_sonar is not None:
