@@ -56,6 +56,7 @@ class Oracle:
         self.seq = 0
         self.bound_bid = 0
         self.bound_ask = NO_ASK
+        self._nb = self._na = 0
         # outputs
         self.bid = self.ask = self.bid_qty = self.ask_qty = 0
         self.wobi = 0.0
@@ -75,16 +76,27 @@ class Oracle:
 
         Cost: one `book.top` copy of `levels` per side, ~6 float ops per level, O(1) z-score.
         """
-        cfg = self.cfg
-        levels = cfg.levels
-        bpx, bq, apx, aq = self._bpx, self._bq, self._apx, self._aq
-        nb = book._top_bids(levels, bpx, bq)
-        na = book._top_asks(levels, apx, aq)
-        # the worst levels this signal read: a later change at or inside them invalidates it
+        self.read_top(book)
+        return self.compute(redo)
+
+    def read_top(self, book: L2Book) -> None:
+        """Copy the top `levels` per side and note the worst tick read on each side (the
+        window a later book change must stay out of for this signal to hold). Cost: two walks
+        of ~`levels` dict lookups."""
+        levels = self.cfg.levels
+        bpx, apx = self._bpx, self._apx
+        self._nb = nb = book._top_bids(levels, bpx, self._bq)
+        self._na = na = book._top_asks(levels, apx, self._aq)
         self.bound_bid = bpx[nb - 1] if nb == levels else 0
         self.bound_ask = apx[na - 1] if na == levels else NO_ASK
+
+    def compute(self, redo: bool = False) -> bool:
+        """Every output from the levels `read_top` copied; False when a side is empty."""
+        cfg = self.cfg
+        nb, na = self._nb, self._na
         if nb == 0 or na == 0:
             return False
+        bpx, bq, apx, aq = self._bpx, self._bq, self._apx, self._aq
         w = self.weights
         num = den = 0.0
         sb = sa = 0

@@ -1,8 +1,8 @@
 """One instrument's market pipeline: feed events -> L2 book -> Oracle -> Sonar, timed per stage.
 
 Order of work per depth update, shortest path to the signal first: apply the levels nearest the
-touch, compute the signal; while deferred levels reach the levels the signal read, apply those
-and recompute; publish (tick -> signal); apply the deep levels
+touch, read the top; while deferred levels reach the levels just read, apply those and read
+again; compute and publish the signal (tick -> signal); apply the deep levels
 (redoing the signal if one reached the top anyway, which only a feed that does not list levels
 best first can cause); then Sonar and the gate on the final book.
 
@@ -130,15 +130,16 @@ class MarketPipeline:
                 return
         t1 = perf()
         oracle = self.oracle
-        have = oracle.update(book)
+        oracle.read_top(book)
         early_ns = 0
         while book.pending and book.pending_reaches(oracle.bound_bid, oracle.bound_ask):
-            # deferred levels reach what the signal read: apply those first, then recompute
+            # deferred levels reach what the signal reads: apply those first, read again
             ta = perf()
             book.advance(oracle.bound_bid, oracle.bound_ask)
             early_ns += perf() - ta
             self.early_flushes += 1
-            have = oracle.update(book, redo=True)
+            oracle.read_top(book)
+        have = oracle.compute()
         t2 = perf()
         if have:
             self._send(ev)
