@@ -49,3 +49,15 @@ def test_bad_feed_specs_are_clear_errors() -> None:
     assert r.returncode == 2 and "unknown feed 'nasdaq'" in r.stderr
     r = _run("--feed", "binance:/nonexistent.gz", "--seconds", "0.1")
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_a_corrupt_file_is_a_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"not gzip at all")
+    before = _segments()
+    r = _run("--feed", f"binance:{bad}", "--seconds", "0.5")
+    assert r.returncode == 1 and "feed error after 0 events" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _run("--feed", f"lobster:{bad}", "--seconds", "0.5")
+    assert r.returncode == 2 and "cannot read feed" in r.stderr and "Traceback" not in r.stderr
+    assert _segments() - before == set()

@@ -10,7 +10,9 @@ capture) and `lobster:PATH` (a LOBSTER zip).
 
 from __future__ import annotations
 
+import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,7 +104,10 @@ def run_signals(
 ) -> int:
     for name in remove_stale():
         print(f"removed stale segment /dev/shm/{name} (a run that died)")
-    inst, events, sync = open_feed(feed, seed, speed)
+    try:
+        inst, events, sync = open_feed(feed, seed, speed)
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read feed {feed!r}: {e}") from e
     run = new_run_id()
     hs = HistogramSet.create(run, HISTOGRAMS)
     top_off = 0
@@ -134,6 +139,7 @@ def run_signals(
         f"{seconds:g} s; shared memory: /dev/shm/vajra-{run}-*"
     )
     phase = "-"
+    status = 0
     end = time.monotonic() + seconds
     next_print = time.monotonic() + 1.0
     last_events = 0
@@ -159,6 +165,10 @@ def run_signals(
             print("feed ended")
     except KeyboardInterrupt:
         print("interrupted")
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        # a file that is not what its name says: report it, keep what was measured
+        print(f"feed error after {p.events:,} events: {e}", file=sys.stderr)
+        status = 1
     finally:
         print(_status(p, phase, p.events - last_events))
         for name in HISTOGRAMS:
@@ -185,7 +195,7 @@ def run_signals(
         for closable in (hs, state, heat, ring):
             closable.close()
             closable.unlink()
-    return 0
+    return status
 
 
 def _status(p: MarketPipeline, phase: str, n: int) -> str:
