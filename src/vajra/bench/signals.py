@@ -36,7 +36,7 @@ CAPTURE = "usdm_btcusdt_20240808.gz"
 FLOORS = {"tick_to_signal_p50_us": 15.0, "tick_to_signal_p99_us": 50.0, "events_per_s": 50_000.0}
 
 
-def run_once(path: Path, repeats: int, cpu: int | None) -> dict[str, Any]:
+def run_once(path: Path, repeats: int, cpu: int | None, defer: int = 24) -> dict[str, Any]:
     inst = binance_usdm_btcusdt()
     t0 = time.perf_counter_ns()
     events = list(BinanceReplay(path, inst))
@@ -54,7 +54,10 @@ def run_once(path: Path, repeats: int, cpu: int | None) -> dict[str, Any]:
     processed = book_updates = 0
     for _ in range(repeats):
         p = MarketPipeline(
-            inst, histograms=hists, sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive
+            inst,
+            histograms=hists,
+            defer_beyond=defer,
+            sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive,
         )
         on_event = p.on_event
         t0 = time.perf_counter_ns()
@@ -177,6 +180,7 @@ def _child(
         cmd.append("--quick")
     if args.cpu is not None:
         cmd += ["--cpu", str(args.cpu)]
+    cmd += ["--defer", str(args.defer)]
     p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=1200)
     if p.returncode:
         return {"label": label, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -198,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         help="folder holding usdm_btcusdt_20240808.gz (default ../shared/data/binance)",
     )
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
+    ap.add_argument(
+        "--defer",
+        type=int,
+        default=24,
+        help="levels per side applied before the signal (0: whole updates)",
+    )
     args = ap.parse_args(argv)
     if args.cpu is None:
         args.cpu = max(os.sched_getaffinity(0))
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vajra bench signals: capture not found: {path} (use --data)", file=sys.stderr)
         return 2
     repeats = 1 if args.quick else 3
-    result = run_once(path, repeats, args.cpu)
+    result = run_once(path, repeats, args.cpu, args.defer)
     if args.single:
         print(json.dumps(result))
         return 0
