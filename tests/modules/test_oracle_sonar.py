@@ -160,9 +160,11 @@ def test_gate_conditions_each_close_it() -> None:
         pytest.skip("the walk ended in Veto; the other conditions were still checked")
     assert p.sonar.failing() == []
     # each condition alone closes the gate, and records when it changed
-    assert not p.sonar.evaluate_gate(now + 3_000_000_000, p.book)  # stale
+    assert not p.tick(now + 3_000_000_000)  # stale
     assert p.sonar.failing() == ["FEED_FRESH"]
     assert p.sonar.changed_ns[Condition.FEED_FRESH] == now + 3_000_000_000
+    assert not p.tick(now + 4_000_000_000)  # still stale: the same episode, counted once
+    assert p.book.violations()["STALE"] == 1
     assert p.tick(now)
     p.on_event(SequenceGap(7, now, 5, 7, "test"))
     assert p.sonar.failing() == ["NO_GAP"] and not p.sonar.open

@@ -36,8 +36,6 @@ class Violation(enum.IntFlag):
     BAD_PRICE = 64  # zero or negative price
 
 
-#: Violations that describe the book's current state rather than one rejected level.
-PERSISTENT = Violation.CROSSED | Violation.LOCKED | Violation.SEQUENCE_GAP
 _KINDS = tuple(Violation)
 # Plain ints for the hot path: IntFlag arithmetic runs as Python-level enum code.
 _CROSSED, _LOCKED, _GAP = int(Violation.CROSSED), int(Violation.LOCKED), int(Violation.SEQUENCE_GAP)
@@ -281,19 +279,6 @@ class L2Book:
         if flags:
             self._count(flags)
         return flags
-
-    def set_level(self, is_bid: bool, price: int, qty: int, recv_ns: int = 0) -> int:
-        """Set one level's absolute quantity (L3 reconstructions use this). Same rules as
-        `apply`, without building an update object."""
-        return self.apply(
-            BookUpdate(
-                0,
-                recv_ns or self.last_recv_ns,
-                self.last_exch_ns,
-                ((price, qty),) if is_bid else (),
-                () if is_bid else ((price, qty),),
-            )
-        )
 
     def _count(self, flags: int) -> None:
         for i in range(len(_KINDS)):

@@ -22,7 +22,7 @@ from vajra.market.events import BookUpdate, Malformed, Resynced, SequenceGap, Tr
 from vajra.market.instruments import Instrument
 from vajra.market.top import TopWriter
 from vajra.modules.oracle import Oracle, OracleConfig
-from vajra.modules.sonar import GateWriter, Sonar, SonarConfig
+from vajra.modules.sonar import Condition, GateWriter, Sonar, SonarConfig
 from vajra.shm.histogram import HistogramWriter
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
@@ -189,6 +189,7 @@ class MarketPipeline:
             self.signals_dropped += 1
 
     def _gate(self, now_ns: int) -> None:
+        was_fresh = self.sonar.ok[Condition.FEED_FRESH]
         self.sonar.evaluate_gate(
             now_ns,
             self.book,
@@ -196,6 +197,8 @@ class MarketPipeline:
             sentinel_ok=self._sentinel_ok() if self._sentinel_ok is not None else True,
             kill_clear=self._kill_clear() if self._kill_clear is not None else True,
         )
+        if was_fresh and not self.sonar.ok[Condition.FEED_FRESH]:
+            self.book.mark_stale()  # one counted STALE episode per loss of freshness
         if self.gate is not None:
             self.gate.publish(self.sonar)
 
