@@ -133,12 +133,12 @@ def run_signals(
         sync=sync,
         clock_stable=(lambda: clock.stable) if clock is not None else None,
     )
+    pace = "simulated" if feed.startswith("synthetic") else "recorded"
     print(
         f"run {run}: feed {feed} ({inst.symbol}, tick {inst.format_price(inst.tick)}), "
         f"{'as fast as possible' if speed == 0 else f'{speed:g}x {pace} pace'}, "
         f"{seconds:g} s; shared memory: /dev/shm/vajra-{run}-*"
     )
-    pace = "simulated" if feed.startswith("synthetic") else "recorded"
     phase = "-"
     status = 0
     end = time.monotonic() + seconds
