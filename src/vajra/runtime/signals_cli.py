@@ -10,6 +10,7 @@ capture) and `lobster:PATH` (a LOBSTER zip).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import zipfile
@@ -109,17 +110,51 @@ def run_signals(
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"cannot read feed {feed!r}: {e}") from e
     run = new_run_id()
+    # every resource is released (views first, then segments closed and unlinked) however the
+    # run ends: LIFO callbacks registered as soon as each one exists
+    with contextlib.ExitStack() as stack:
+        return _run(stack, run, feed, inst, events, sync, seconds, speed)
+
+
+def _owned(stack: contextlib.ExitStack, seg: HistogramSet | Segment | MatrixRing | Ring) -> None:
+    def drop() -> None:
+        seg.close()
+        seg.unlink()
+
+    stack.callback(drop)
+
+
+def _run(
+    stack: contextlib.ExitStack,
+    run: str,
+    feed: str,
+    inst: Instrument,
+    events: Iterator[object],
+    sync: Callable[[L2Book], BookSync] | None,
+    seconds: float,
+    speed: float,
+) -> int:
     hs = HistogramSet.create(run, HISTOGRAMS)
-    top_off = 0
+    _owned(stack, hs)
     gate_off = align_up(BOOK_TOP.size, LINE)
     state = Segment.create(run, "market", STATE, extra=gate_off + align_up(GATE.size, LINE))
+    _owned(stack, state)
     heat = MatrixRing.create(run, "heatmap", 1024, 10)
+    _owned(stack, heat)
     ring = Ring.create(run, "signals", 4096, SIGNAL.size, Overflow.OVERWRITE, message=SIGNAL)
+    _owned(stack, ring)
     view = state.view()
+    stack.callback(view.release)
     writers = {n: hs.writer(n) for n in HISTOGRAMS}
-    top = TopWriter(view, state.extra + top_off)
+    for w in writers.values():
+        stack.callback(w.release)
+    top = TopWriter(view, state.extra)
+    stack.callback(top.close)
     gate = GateWriter(view, state.extra + gate_off)
+    stack.callback(gate.close)
     hw, sw = heat.writer(), ring.writer()
+    stack.callback(hw.close)
+    stack.callback(sw.close)
     # Binance events carry exchange time: the gate's CLOCK_STABLE follows the offset estimate
     # (as fast as possible, the local clock does not follow the exchange's: it stays closed)
     clock = ClockOffsetEstimator() if feed.startswith("binance") else None
@@ -170,32 +205,21 @@ def run_signals(
         # a file that is not what its name says: report it, keep what was measured
         print(f"feed error after {p.events:,} events: {e}", file=sys.stderr)
         status = 1
-    finally:
-        print(_status(p, phase, p.events - last_events))
-        for name in HISTOGRAMS:
-            s = hs.snapshot(name)
-            if s.total:
-                pct = s.percentiles([50, 99, 99.9])
-                print(
-                    f"  {name:16} n={s.total:<9,} p50 {pct[50] / 1e3:7.2f} µs  "
-                    f"p99 {pct[99] / 1e3:7.2f} µs  p99.9 {pct[99.9] / 1e3:8.2f} µs"
-                )
-        print(
-            f"  signals sent {p.signals_sent:,} (ring overwrites oldest: "
-            f"{ring.stats()['overwritten']:,} never read), deferred levels applied early "
-            f"{p.early_flushes:,}, late corrections {p.late_corrections}, "
-            f"book violations {p.book.violations()}"
-        )
-        for w in writers.values():
-            w.release()
-        top.close()
-        gate.close()
-        hw.close()
-        sw.close()
-        view.release()
-        for closable in (hs, state, heat, ring):
-            closable.close()
-            closable.unlink()
+    print(_status(p, phase, p.events - last_events))
+    for name in HISTOGRAMS:
+        snap = hs.snapshot(name)
+        if snap.total:
+            pct = snap.percentiles([50, 99, 99.9])
+            print(
+                f"  {name:16} n={snap.total:<9,} p50 {pct[50] / 1e3:7.2f} µs  "
+                f"p99 {pct[99] / 1e3:7.2f} µs  p99.9 {pct[99.9] / 1e3:8.2f} µs"
+            )
+    print(
+        f"  signals sent {p.signals_sent:,} (ring overwrites oldest: "
+        f"{ring.stats()['overwritten']:,} never read), deferred levels applied early "
+        f"{p.early_flushes:,}, late corrections {p.late_corrections}, "
+        f"book violations {p.book.violations()}"
+    )
     return status
 
 
