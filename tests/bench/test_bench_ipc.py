@@ -83,3 +83,34 @@ def test_percentiles_exact() -> None:
     p = percentiles(list(range(1, 1001)))
     assert (p["p50"], p["p99"], p["p999"], p["max"], p["min"]) == (500, 990, 999, 1000, 1)
     assert percentiles([]) == {"n": 0}
+
+
+def test_signals_bench_single_pass_reports_every_stage() -> None:
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance"
+    if not (data / "usdm_btcusdt_20240808.gz").exists():
+        pytest.skip("../shared/data is absent")
+    r = subprocess.run(
+        [sys.executable, "-m", "vajra.bench.signals", "--single", "--quick", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["depth_updates"] == 6552 and out["events"] == 93954
+    assert out["events_per_s"] > 0 and out["gil"] is False
+    stages = out["stages"]
+    assert set(stages) == {
+        "book.update",
+        "oracle.update",
+        "sonar.update",
+        "book_wobi",
+        "tick_to_signal",
+        "pipeline.event",
+    }
+    for s in stages.values():
+        assert s["n"] > 6000 and 0 < s["p50_us"] <= s["p99_us"] <= s["p999_us"] <= s["max_us"]
+    # the signal waits for book + WOBI, then strength: never less than its parts
+    assert stages["tick_to_signal"]["p50_us"] >= stages["book_wobi"]["p50_us"]

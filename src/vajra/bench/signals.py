@@ -33,7 +33,10 @@ from vajra.shm.histogram import HISTOGRAM_SIZE, HistogramWriter
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "binance"
 CAPTURE = "usdm_btcusdt_20240808.gz"
-FLOORS = {"tick_to_signal_p50_us": 15.0, "tick_to_signal_p99_us": 50.0, "events_per_s": 50_000.0}
+#: The issue's floors: "book update + WOBI" is the `book_wobi` stage (the book work the signal
+#: waits for, i.e. the levels near the touch plus any deferred level that reaches them, then
+#: WOBI); the full signal (z-score, strength, edge) is `tick_to_signal`, reported beside it.
+FLOORS = {"book_wobi_p50_us": 15.0, "book_wobi_p99_us": 50.0, "events_per_s": 50_000.0}
 
 
 def run_once(path: Path, repeats: int, cpu: int | None, defer: int = 24) -> dict[str, Any]:
@@ -93,10 +96,10 @@ def run_once(path: Path, repeats: int, cpu: int | None, defer: int = 24) -> dict
 def summarise(
     main: dict[str, Any], others: list[dict[str, Any]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    ts = main["stages"]["tick_to_signal"]
+    bw = main["stages"]["book_wobi"]
     floors = {
-        "tick_to_signal_p50_us": _floor(ts["p50_us"], FLOORS["tick_to_signal_p50_us"], "<="),
-        "tick_to_signal_p99_us": _floor(ts["p99_us"], FLOORS["tick_to_signal_p99_us"], "<="),
+        "book_wobi_p50_us": _floor(bw["p50_us"], FLOORS["book_wobi_p50_us"], "<="),
+        "book_wobi_p99_us": _floor(bw["p99_us"], FLOORS["book_wobi_p99_us"], "<="),
         "events_per_s": _floor(main["events_per_s"], FLOORS["events_per_s"], ">="),
     }
     ratios = {}

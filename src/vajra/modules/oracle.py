@@ -92,7 +92,14 @@ class Oracle:
 
     def compute(self, redo: bool = False) -> bool:
         """Every output from the levels `read_top` copied; False when a side is empty."""
-        cfg = self.cfg
+        if not self.compute_imbalance():
+            return False
+        self.compute_strength(redo)
+        return True
+
+    def compute_imbalance(self) -> bool:
+        """WOBI, liquidity imbalance, microprice, quotes: the book-shaped part of the signal
+        (the benchmark's "book update + WOBI" ends here). False when a side is empty."""
         nb, na = self._nb, self._na
         if nb == 0 or na == 0:
             return False
@@ -129,6 +136,12 @@ class Oracle:
         self.micro = (ask * b0 + bid * a0) / (b0 + a0)
         self.mid = mid
         self.spread = spread
+        return True
+
+    def compute_strength(self, redo: bool = False) -> None:
+        """Rolling z-score, strength and expected edge from the WOBI `compute_imbalance` set."""
+        cfg = self.cfg
+        wobi, spread, mid = self.wobi, self.spread, self.mid
         # rolling z-score of WOBI over the last z_window updates (this one included)
         zb = self._zbuf
         zw = cfg.z_window
@@ -162,7 +175,6 @@ class Oracle:
         edge = wobi * spread * 0.5
         self.edge_ticks = edge
         self.edge_bps = edge * 1e4 / mid if mid > 0 else 0.0
-        return True
 
     def _resum(self) -> None:
         zb, n = self._zbuf, self._zn

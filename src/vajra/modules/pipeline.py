@@ -27,7 +27,14 @@ from vajra.shm.histogram import HistogramWriter
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
 
-HISTOGRAMS = ("book.update", "oracle.update", "sonar.update", "tick_to_signal", "pipeline.event")
+HISTOGRAMS = (
+    "book.update",
+    "oracle.update",
+    "sonar.update",
+    "book_wobi",
+    "tick_to_signal",
+    "pipeline.event",
+)
 
 #: A venue's book-sync state machine: takes a depth update, applies what may be applied to the
 #: pipeline's book, and returns what happened (applied updates, gaps, resyncs), in order.
@@ -70,6 +77,7 @@ class MarketPipeline:
         self._h_oracle = h.get("oracle.update")
         self._h_sonar = h.get("sonar.update")
         self._h_signal = h.get("tick_to_signal")
+        self._h_wobi = h.get("book_wobi")
         self._h_event = h.get("pipeline.event")
         self.top, self.gate, self.signals, self.heatmap = top, gate, signals, heatmap
         self._heat_row = [0.0] * self.oracle.cfg.heatmap_levels
@@ -139,7 +147,10 @@ class MarketPipeline:
             early_ns += perf() - ta
             self.early_flushes += 1
             oracle.read_top(book)
-        have = oracle.compute()
+        have = oracle.compute_imbalance()
+        tw = perf()
+        if have:
+            oracle.compute_strength()
         t2 = perf()
         if have:
             self._send(ev)
@@ -168,6 +179,8 @@ class MarketPipeline:
             self._h_oracle.record(t2 - t1 - early_ns)
         if self._h_signal is not None:
             self._h_signal.record(t2 - t0)
+        if self._h_wobi is not None:
+            self._h_wobi.record(tw - t0)
         if self._h_sonar is not None:
             self._h_sonar.record(t5 - t4)
         if self._h_event is not None:
