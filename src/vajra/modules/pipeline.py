@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from vajra.market.book import L2Book
+from vajra.market.book import NO_ASK, L2Book
 from vajra.market.events import BookUpdate, Malformed, Resynced, SequenceGap, Trade
 from vajra.market.instruments import Instrument
 from vajra.market.top import TopWriter
@@ -143,7 +143,12 @@ class MarketPipeline:
         while book.pending and book.pending_reaches(oracle.bound_bid, oracle.bound_ask):
             # deferred levels reach what the signal reads: apply those first, read again
             ta = perf()
-            book.advance(oracle.bound_bid, oracle.bound_ask)
+            # settle twice the depth just read, so one pass usually suffices
+            bb, ba = oracle.bound_bid, oracle.bound_ask
+            book.advance(
+                2 * bb - book.best_bid() if bb else 0,
+                2 * ba - book.best_ask() if ba != NO_ASK else NO_ASK,
+            )
             early_ns += perf() - ta
             self.early_flushes += 1
             oracle.read_top(book)
