@@ -29,7 +29,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 from array import array
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vajra.runtime.gil import free_threaded_build, gil_enabled
 from vajra.shm.ring import Ring
 from vajra.shm.segment import new_run_id
 
@@ -104,13 +104,10 @@ class CaseResult:
 
 
 def interpreter_label() -> str:
-    ft = sysconfig.get_config_var("Py_GIL_DISABLED") == 1
-    return f"{platform.python_version()}{'t' if ft else ''}"
+    return f"{platform.python_version()}{'t' if free_threaded_build() else ''}"
 
 
-def gil_on() -> bool:
-    fn = getattr(sys, "_is_gil_enabled", None)
-    return True if fn is None else bool(fn())
+gil_on = gil_enabled
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,10 +359,7 @@ def _discard_warmup(a: array[int]) -> array[int]:
 def _endpoints(
     kind: str, handles: tuple[Any, ...], side: str
 ) -> tuple[Callable[[bytes], Any], Callable[[], bytes]]:
-    if kind in ("mp-queue", "simple-queue"):
-        fwd, back = handles
-        return (fwd.put, back.get) if side == "a" else (back.put, fwd.get)
-    if kind == "faster-fifo":
+    if kind in ("mp-queue", "simple-queue", "faster-fifo"):
         fwd, back = handles
         return (fwd.put, back.get) if side == "a" else (back.put, fwd.get)
     if kind == "mp-pipe":

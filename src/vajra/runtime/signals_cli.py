@@ -26,7 +26,11 @@ from vajra.market.feeds.binance import (
     ClockOffsetEstimator,
     binance_usdm_btcusdt,
 )
-from vajra.market.feeds.lobster import iter_lobster_zip, read_lobster_session
+from vajra.market.feeds.lobster import (
+    iter_lobster_zip,
+    lobster_instrument,
+    read_lobster_session,
+)
 from vajra.market.feeds.synthetic import PhaseChange, SyntheticFeed
 from vajra.market.instruments import Instrument
 from vajra.market.top import BOOK_TOP, TopWriter
@@ -67,8 +71,6 @@ def open_feed(
         def chain() -> Iterator[object]:
             yield first
             yield from events
-
-        from vajra.market.feeds.lobster import lobster_instrument
 
         # LOBSTER's recv_ns is the recorded time after midnight: pace on it
         return lobster_instrument(token=token), _paced(chain(), speed, "recv_ns"), None

@@ -743,7 +743,7 @@ class HistogramSet:
             stride = q[base + _S_STRIDE]
             layout_hash = q[base + _S_HASH]
         finally:
-            segment.release(q)
+            q.release()
         if not 0 <= count <= MAX_HISTOGRAMS or count * stride > segment.extra_size:
             self.close()
             raise SegmentError(
@@ -792,8 +792,8 @@ class HistogramSet:
             q[base + _S_STRIDE] = HISTOGRAM_SIZE
             q[base + _S_HASH] = LAYOUT.hash
             q[base + _S_COUNT] = len(names)
-            seg.release(q)
-            seg.release(v)
+            q.release()
+            v.release()
             return cls(seg)
         except BaseException:
             seg.close()
@@ -829,7 +829,7 @@ class HistogramSet:
         try:
             w = HistogramWriter(v, off)
         finally:
-            self.segment.release(v)
+            v.release()
         self._writers[name] = w
         return w
 

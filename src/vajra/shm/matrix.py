@@ -37,8 +37,8 @@ class MatrixRing:
         base = segment.body // 8
         self.rows = q[base + MATRIX.word("rows")]
         self.cols = q[base + MATRIX.word("cols")]
-        segment.release(q)
-        segment.release(v)
+        q.release()
+        v.release()
         self.row_words = 2 + self.cols
         if segment.extra_size < self.rows * self.row_words * 8:
             raise SegmentError(f"{segment.name}: row region smaller than declared")
@@ -57,8 +57,8 @@ class MatrixRing:
         base = seg.body // 8
         q[base + MATRIX.word("rows")] = rows
         q[base + MATRIX.word("cols")] = cols
-        seg.release(q)
-        seg.release(v)
+        q.release()
+        v.release()
         return cls(seg)
 
     @classmethod

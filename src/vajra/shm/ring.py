@@ -95,8 +95,8 @@ class Ring:
         self.stride = q[base + RING.word("stride")]
         self.policy = Overflow(q[base + RING.word("policy")])
         self.message_hash = q[base + RING.word("message_hash")]
-        segment.release(q)
-        segment.release(v)
+        q.release()
+        v.release()
         if segment.extra_size < self.capacity * self.stride:
             raise SegmentError(f"{segment.name}: slot region smaller than its declared geometry")
         self.name = segment.name
@@ -130,8 +130,8 @@ class Ring:
         q[base + RING.word("stride")] = stride
         q[base + RING.word("policy")] = int(policy)
         q[base + RING.word("message_hash")] = message.hash if message is not None else 0
-        seg.release(q)
-        seg.release(v)
+        q.release()
+        v.release()
         return cls(seg)
 
     @classmethod
@@ -166,8 +166,8 @@ class Ring:
         }
         out["depth"] = max(0, out["head"] - out["tail"])
         out["capacity"] = self.capacity
-        self.segment.release(q)
-        self.segment.release(v)
+        q.release()
+        v.release()
         return out
 
     def close(self) -> None:
@@ -214,6 +214,10 @@ class _Endpoint:
         self.slot_bytes = ring.slot_bytes
         self._overwrite = ring.policy is Overflow.OVERWRITE
         self.batch_offset = -1
+
+    def offset_at(self, i: int) -> int:
+        """Payload byte offset of the i-th message of the current batch."""
+        return self.batch_offset + i * self.stride
 
     def close(self) -> None:
         """Release this endpoint's views; call from the owning thread."""
@@ -263,10 +267,6 @@ class RingWriter(_Endpoint):
         self.buf[off : off + n] = payload
         self.publish()
         return True
-
-    def offset_at(self, i: int) -> int:
-        """Payload byte offset of the i-th slot of the current batch."""
-        return self.batch_offset + i * self.stride
 
     def reject(self, n: int = 1) -> None:
         """Count messages the caller dropped after a short `claim_batch` (never silent)."""
@@ -415,9 +415,6 @@ class RingReader(_Endpoint):
         self.poll, self.commit, self.poll_batch, self.commit_batch, self._state = _reader_ops(
             self, base
         )
-
-    def offset_at(self, i: int) -> int:
-        return self.batch_offset + i * self.stride
 
     def batch_view(self, n: int) -> memoryview:
         """The current batch's `n` slots as one contiguous view for `Struct.iter_unpack`: each

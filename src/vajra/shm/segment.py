@@ -227,8 +227,8 @@ class Segment:
             raw = text.encode()
             v[off : off + len(raw)] = raw
         q[h("ready")] = 1  # last: a reader that sees ready=1 sees everything above
-        seg.release(q)
-        seg.release(v)
+        q.release()
+        v.release()
         return seg
 
     @classmethod
@@ -309,9 +309,6 @@ class Segment:
         if len(views) >= 64:  # prune views that were released and collected
             views[:] = [r for r in views if r() is not None]
         views.append(weakref.ref(v))
-
-    def release(self, view: memoryview) -> None:
-        view.release()
 
     def header(self) -> HeaderInfo:
         assert self._buf is not None
