@@ -133,12 +133,15 @@ def test_depth_diff_futures() -> None:
         token=TOKEN,
         recv_ns=1723161255030314667,
         exch_ns=1723161256299 * 1_000_000,  # E, not T (...298)
-        bids=((6151090, 0), (5871020, 14)),  # best first: the wire lists bids ascending
-        asks=((6180030, 2510),),
+        # tick indexes (cents // tick 10), best first: the wire lists bids ascending
+        bids=((615109, 0), (587102, 14)),
+        asks=((618003, 2510),),
         snapshot=False,
         first_id=5123107832006,
         last_id=5123107837557,
         prev_id=5123107831937,
+        rejects=0,
+        ordered=True,  # sorted best first, one level per tick: the book may read through it
     )
     assert p.parse_line(DEPTH_USDM.encode()) == ev  # bytes and str alike
     assert p.parse(DEPTH_USDM.split(" ", 1)[1], 42).recv_ns == 42  # live frame: caller's clock
@@ -150,7 +153,8 @@ def test_snapshot_ticker_and_trades() -> None:
     snap = p.parse_line(SNAPSHOT_USDM)
     assert isinstance(snap, BookUpdate) and snap.snapshot
     assert snap.last_id == 5123107852948 and snap.prev_id == -1
-    assert snap.bids == ((6180020, 2909), (6180010, 696)) and snap.asks == ((6180030, 1000),)
+    assert snap.bids == ((618002, 2909), (618001, 696)) and snap.asks == ((618003, 1000),)
+    assert snap.rejects == 0
     assert snap.exch_ns == 1723161256501_000_000
 
     q = p.parse_line(TICKER_USDM)
@@ -177,7 +181,9 @@ def test_spot_lines() -> None:
     p = BinanceParser(SPOT)
     d = p.parse_line(DEPTH_SPOT)
     assert isinstance(d, BookUpdate) and d.prev_id == -1 and d.first_id == 50093239203
-    # 8 wire decimals: the 6-decimal resting quantity is exact, not rounded to the order step
+    # 8 wire decimals: the 6-decimal resting quantity is exact, not rounded to the order step;
+    # spot's tick is one cent, so its tick indexes are the prices in cents
+    assert SPOT.tick == 1 and d.rejects == 0
     assert d.asks == ((6183804, 32_332_000), (6186251, 24_456_630_400))
     q = p.parse_line(TICKER_SPOT)
     assert isinstance(q, Quote) and q.exch_ns == 0  # spot bookTicker carries no time
@@ -293,15 +299,21 @@ def test_fuzz_field_values_never_raise(line: str, key: str, value: object) -> No
     ev = p.parse_line(_line(msg))
     assert isinstance(ev, BookUpdate | Trade | Quote | Malformed)
     if isinstance(ev, BookUpdate):
-        for px, q in ev.bids + ev.asks:
-            assert type(px) is int and type(q) is int and px >= 0 and q >= 0
+        # only levels on the grid reach the update (ticks >= 1); the rest are reported
+        for t, q in ev.bids + ev.asks:
+            assert type(t) is int and type(q) is int and t > 0 and q >= 0
+        assert ev.rejects & ~(Violation.BAD_PRICE | Violation.OFF_TICK) == 0
+
+
+_on_grid = st.integers(0, 10**15 // USDM.tick).map(lambda t: t * USDM.tick)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10**15), st.integers(0, 10**12)), max_size=20))
+@given(st.lists(st.tuples(_on_grid | st.integers(0, 10**15), st.integers(0, 10**12)), max_size=20))
 def test_prices_and_quantities_are_exact(levels: list[tuple[int, int]]) -> None:
     """Integer units survive the trip through Binance's decimal strings bit for bit (a float
-    detour would already fail at 2**53 / 100)."""
+    detour would already fail at 2**53 / 100), down to the tick index of every level on the
+    grid; a level priced zero or off the grid is dropped and its bit reported in `rejects`."""
     rows = [[format_scaled(px, 2), format_scaled(q, 3)] for px, q in levels]
     msg = _payload(DEPTH_USDM)
     data = msg["data"]
@@ -309,10 +321,52 @@ def test_prices_and_quantities_are_exact(levels: list[tuple[int, int]]) -> None:
     data["b"] = rows
     ev = BinanceParser(USDM).parse_line(_line(msg))
     assert isinstance(ev, BookUpdate)
-    # the parser may reverse a side into best-first order, never change a level
-    assert ev.bids in (tuple(levels), tuple(levels)[::-1])
-    if len(levels) > 1 and levels[0][0] < levels[-1][0]:
-        assert ev.bids == tuple(levels)[::-1]
+    tick = USDM.tick
+    kept = tuple((px // tick, q) for px, q in levels if px > 0 and px % tick == 0)
+    rejects = 0
+    for px, _ in levels:
+        if px <= 0:
+            rejects |= Violation.BAD_PRICE
+        elif px % tick:
+            rejects |= Violation.OFF_TICK
+    assert ev.rejects == rejects
+    # the parser puts a side best first and never changes a level; with a tick repeated it
+    # keeps the wire's order (or its reverse) and does not promise an ordered update
+    unique = len({t for t, _ in kept}) == len(kept)
+    if unique:
+        assert ev.bids == tuple(sorted(kept, reverse=True))
+    else:
+        assert ev.bids in (kept, kept[::-1])
+    assert ev.ordered == unique
+
+
+def test_off_grid_level_is_dropped_reported_and_counted_by_the_book() -> None:
+    """A price off the tick grid (61800.25 on USD-M's 0.1 grid) never reaches the book as a
+    level: the parser drops it, sets OFF_TICK in `rejects`, and the book counts it as its own
+    violation while applying the good levels of the same diff."""
+    msg = _payload(DEPTH_USDM)
+    data = msg["data"]
+    assert isinstance(data, dict)
+    data["b"] = [["61800.25", "1.000"], ["61800.20", "0.500"]]
+    data["a"] = [["61800.30", "2.000"]]
+    line = _line(msg)
+    p = BinanceParser(USDM)
+    ev = p.parse_line(line)
+    assert isinstance(ev, BookUpdate) and not ev.snapshot
+    assert ev.bids == ((618002, 500),) and ev.asks == ((618003, 2000),)
+    assert ev.rejects == Violation.OFF_TICK
+    assert p.parse_line(line) == ev  # the cached tick of the rejected price says the same
+    assert sum(p.malformed.values()) == 0  # a valid message, not Malformed
+
+    book = L2Book(USDM)
+    flags = book.apply(ev)
+    assert flags == Violation.OFF_TICK
+    assert book.levels() == ([(618002, 500)], [(618003, 2000)])
+    assert book.bid_at(0) == (618002, 500) and book.best_ask() == 618003
+    assert book.counts[list(Violation).index(Violation.OFF_TICK)] == 1
+    assert book.violations() == {**dict.fromkeys(book.violations(), 0), "OFF_TICK": 1}
+    assert book.sane  # counted, not a persistent state: the good levels stand
+    book.check_consistency()
 
 
 # -- book sync: literal sequences -------------------------------------------------------------
@@ -326,6 +380,7 @@ def _diff(
     asks: Iterable[tuple[int, int]] = (),
     token: int = TOKEN,
 ) -> BookUpdate:
+    """A diff as the parser emits it: levels are (tick, qty), tick indexes of the grid."""
     return BookUpdate(token, last, 0, tuple(bids), tuple(asks), False, first, last, prev)
 
 
@@ -346,33 +401,33 @@ def test_futures_sync_buffer_drop_bridge_live() -> None:
     sync = BinanceBookSync(book, BinanceMarket.USDM)
     assert book.state & Violation.SEQUENCE_GAP and not book.sane  # gate closed before sync
     assert book.violations()["SEQUENCE_GAP"] == 0  # ...but not counted as a lost-data episode
-    assert sync.receive(_diff(90, 95, 80, bids=[(1000, 1)])) == ()
-    assert sync.receive(_diff(96, 99, 95, bids=[(1000, 2)])) == ()
-    assert sync.receive(_diff(100, 104, 99, bids=[(1010, 5)], asks=[(1100, 0)])) == ()
+    assert sync.receive(_diff(90, 95, 80, bids=[(100, 1)])) == ()
+    assert sync.receive(_diff(96, 99, 95, bids=[(100, 2)])) == ()
+    assert sync.receive(_diff(100, 104, 99, bids=[(101, 5)], asks=[(110, 0)])) == ()
     assert book.updates == 0
-    out = sync.receive(_snap(102, bids=[(1000, 7)], asks=[(1100, 3), (1110, 4)]))
+    out = sync.receive(_snap(102, bids=[(100, 7)], asks=[(110, 3), (111, 4)]))
     assert _kinds(out) == ["BookUpdate*", "BookUpdate", "Resynced"]
     resynced = out[2]
     assert isinstance(resynced, Resynced) and resynced.at_id == 102
     assert sync.state is SyncState.LIVE and sync.dropped == 2 and book.sane
     assert book.levels() == ([(101, 5), (100, 7)], [(111, 4)])
-    assert sync.receive(_diff(107, 110, 104, asks=[(1100, 9)])) != ()
+    assert sync.receive(_diff(107, 110, 104, asks=[(110, 9)])) != ()
     assert book.best_ask() == 110 and sync.last_id == book.last_id == 110
 
 
 def test_futures_gap_then_stream_snapshot_resyncs() -> None:
     book = L2Book(USDM)
     sync = BinanceBookSync(book, BinanceMarket.USDM)
-    sync.receive(_snap(100, [(1000, 1)], [(1100, 1)]))
-    sync.receive(_diff(99, 101, 98, bids=[(1000, 2)]))
-    lost = _diff(102, 105, 101, bids=[(1000, 0), (990, 5)])  # never delivered
-    (gap,) = sync.receive(_diff(106, 108, lost.last_id, asks=[(1090, 4)]))
+    sync.receive(_snap(100, [(100, 1)], [(110, 1)]))
+    sync.receive(_diff(99, 101, 98, bids=[(100, 2)]))
+    lost = _diff(102, 105, 101, bids=[(100, 0), (99, 5)])  # never delivered
+    (gap,) = sync.receive(_diff(106, 108, lost.last_id, asks=[(109, 4)]))
     assert gap == SequenceGap(TOKEN, 108, expected=101, got=105, reason="pu != previous u")
     assert book.state & Violation.SEQUENCE_GAP and book.violations()["SEQUENCE_GAP"] == 1
     assert sync.state is SyncState.RESYNC and sync.gaps == 1
-    assert sync.receive(_diff(109, 111, 108, bids=[(980, 1)])) == ()  # buffered, not applied
+    assert sync.receive(_diff(109, 111, 108, bids=[(98, 1)])) == ()  # buffered, not applied
     assert book.best_ask() == 110 and book.last_id == 101
-    out = sync.receive(_snap(108, [(990, 5)], [(1090, 4), (1100, 1)]))
+    out = sync.receive(_snap(108, [(99, 5)], [(109, 4), (110, 1)]))
     # the gap's own diff (106..108) bridges L=108; the buffered 109..111 follows it
     assert _kinds(out) == ["BookUpdate*", "BookUpdate", "Resynced", "BookUpdate"]
     assert book.sane and sync.synced and sync.last_id == 111
@@ -384,7 +439,7 @@ def test_futures_snapshot_in_an_id_hole_bridges_by_pu() -> None:
     """USD-M ids are shared across streams: `L` may fall between two diffs. The next diff's
     `pu <= L < U` proves nothing changed in between, so it continues the snapshot."""
     sync = BinanceBookSync(L2Book(USDM), BinanceMarket.USDM)
-    sync.receive(_snap(105, [(1000, 1)], [(1100, 1)]))
+    sync.receive(_snap(105, [(100, 1)], [(110, 1)]))
     assert _kinds(sync.receive(_diff(110, 112, 104))) == ["BookUpdate", "Resynced"]
 
 
@@ -392,10 +447,10 @@ def test_futures_snapshot_older_than_buffer_is_a_gap() -> None:
     book = L2Book(USDM)
     sync = BinanceBookSync(book, BinanceMarket.USDM)
     sync.receive(_diff(200, 210, 150))
-    (_, gap) = sync.resync(_snap(100, [(1000, 1)], [(1100, 1)]))
+    (_, gap) = sync.resync(_snap(100, [(100, 1)], [(110, 1)]))
     assert isinstance(gap, SequenceGap) and (gap.expected, gap.got) == (100, 150)
     assert sync.state is SyncState.RESYNC and not book.sane
-    out = sync.resync(_snap(205, [(1000, 1)], [(1100, 1)]))  # the buffered diff bridges this
+    out = sync.resync(_snap(205, [(100, 1)], [(110, 1)]))  # the buffered diff bridges this
     assert _kinds(out) == ["BookUpdate*", "BookUpdate", "Resynced"] and book.sane
 
 
@@ -431,7 +486,7 @@ def test_sync_misuse_and_buffer_bound() -> None:
     for i in range(3):
         sync.receive(_diff(10 * i + 1, 10 * i + 10, 10 * i))
     assert sync.buffer_overflows == 1  # the diff bridging L=5 fell out of the buffer...
-    out = sync.receive(_snap(5, [(1000, 1)], [(1100, 1)]))
+    out = sync.receive(_snap(5, [(100, 1)], [(110, 1)]))
     assert isinstance(out[-1], SequenceGap)  # ...and the sync says so instead of guessing
 
 
@@ -642,14 +697,13 @@ def test_dropped_diff_is_detected_marked_and_resynced(
             assert out == () and (book.last_id, book.levels()) == frozen  # buffered only
             diffs_since_gap += 1
             if diffs_since_gap == 20:
-                bids, asks = ref.book.levels()
-                tick = ref.book.tick
+                bids, asks = ref.book.levels()  # (tick, qty), best first: a BookUpdate's own
                 reference = BookUpdate(
                     TOKEN,
                     ev.recv_ns,
                     ref.book.last_exch_ns,
-                    tuple((t * tick, q) for t, q in bids),
-                    tuple((t * tick, q) for t, q in asks),
+                    tuple(bids),
+                    tuple(asks),
                     snapshot=True,
                     last_id=ref.book.last_id,
                 )

@@ -1,5 +1,5 @@
-"""The L2 book against a naive model (hypothesis), its invariants as events, deferred deep
-levels, and the instrument master."""
+"""The L2 book against a naive model (hypothesis), its invariants as events, lazy updates read
+through before they are applied, and the instrument master."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vajra.market.book import L2Book, Violation
+from vajra.market.book import L2Book, Violation, tick_levels
 from vajra.market.events import BookUpdate
 from vajra.market.instruments import (
     Instrument,
@@ -21,67 +21,152 @@ from vajra.market.instruments import (
 
 INST = Instrument(1, "X", "NSE", Segment.NSE_EQ, 2, 5)
 
-level = st.tuples(st.integers(1, 60).map(lambda t: t * 5), st.integers(0, 9))
+_OFF_OR_BAD = Violation.OFF_TICK | Violation.BAD_PRICE
+# Prices in paise: half drawn on the grid (5..300), half anywhere in -10..300, so off-grid,
+# zero and negative prices reach `tick_levels` often while most levels still convert.
+price = st.one_of(st.integers(1, 60).map(lambda t: t * 5), st.integers(-10, 300))
+level = st.tuples(price, st.integers(-1, 9))
 update = st.tuples(st.lists(level, max_size=8), st.lists(level, max_size=8), st.booleans())
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(update, max_size=25), st.sampled_from([0, 1, 3]))
+def _reject_bits(side: list[tuple[int, int]]) -> int:
+    """The bits `tick_levels` must report, computed independently of it."""
+    bits = 0
+    for px, _ in side:
+        if px <= 0:
+            bits |= Violation.BAD_PRICE
+        elif px % 5:
+            bits |= Violation.OFF_TICK
+    return bits
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(update, max_size=25), st.booleans(), st.booleans())
 def test_book_matches_a_naive_model(
-    script: list[tuple[list[tuple[int, int]], list[tuple[int, int]], bool]], defer: int
+    script: list[tuple[list[tuple[int, int]], list[tuple[int, int]], bool]],
+    lazy: bool,
+    ordered: bool,
 ) -> None:
-    """Bids 5..300 paise and asks from the same range, so crossing and locking happen often."""
+    """Prices go through `tick_levels` (as a producer would) into bids and asks on ticks 1..60
+    of the same range, so crossing and locking happen often; the levels it drops are reported
+    by the book and never applied. In lazy mode an ordered update is only recorded: the top
+    read must already show the book as the update leaves it (the merge walk, or its fallback
+    on these sparse books), and `flush()` applies it."""
     book = L2Book(INST)
-    book.defer_beyond = defer
+    book.lazy = lazy
     mb: dict[int, int] = {}
     ma: dict[int, int] = {}
+    off_tick = bad_price = 0  # updates that carried each reject bit
+    n = 3
+    px, q, apx, aq = [0] * n, [0] * n, [0] * n, [0] * n
     for bids, asks, snap in script:
-        u = BookUpdate(1, 0, 0, tuple(bids), tuple(asks), snapshot=snap)
-        book.apply(u)
-        book.flush()
+        tb, rb = tick_levels(bids, INST.tick)
+        ta, ra = tick_levels(asks, INST.tick)
+        good_b = [(px // 5, q) for px, q in bids if px > 0 and px % 5 == 0]
+        good_a = [(px // 5, q) for px, q in asks if px > 0 and px % 5 == 0]
+        assert (list(tb), list(ta)) == (good_b, good_a)  # converted, in order, bad ones dropped
+        assert (rb, ra) == (_reject_bits(bids), _reject_bits(asks))
+        if ordered:  # best first, one level per tick (the last one wins), as Binance's parser
+            tb = tuple(sorted(dict(tb).items(), reverse=True))
+            ta = tuple(sorted(dict(ta).items()))
+        u = BookUpdate(1, 0, 0, tb, ta, snapshot=snap, rejects=rb | ra, ordered=ordered)
+        flags = book.apply(u)
+        recorded = book.pending
+        assert recorded == (
+            lazy and not snap and not (rb | ra) and (ordered or (len(tb) < 2 and len(ta) < 2))
+        )
+        off_tick += bool((rb | ra) & Violation.OFF_TICK)
+        bad_price += bool((rb | ra) & Violation.BAD_PRICE)
         if snap:
             mb.clear()
             ma.clear()
-        for m, side in ((mb, bids), (ma, asks)):
-            for px, q in side:
-                if q > 0:
-                    m[px // 5] = q
-                elif not snap:
-                    m.pop(px // 5, None)
+        bad_qty = False
+        for m, side in ((mb, tb), (ma, ta)):
+            for t, qty in side:
+                if qty > 0:
+                    m[t] = qty
+                elif qty == 0 and not snap:
+                    m.pop(t, None)
+                else:  # negative, or zero inside a snapshot: refused
+                    bad_qty = True
+        # the top as the update leaves it: read through the recorded update, or after it
+        fallbacks = book.merge_fallbacks
+        nb, na = book.top(n, px, q, apx, aq)
+        assert list(zip(px[:nb], q[:nb], strict=True)) == sorted(mb.items(), reverse=True)[:n]
+        assert list(zip(apx[:na], aq[:na], strict=True)) == sorted(ma.items())[:n]
+        if recorded:
+            if book.merge_fallbacks == fallbacks:  # served by the merge: still not applied
+                assert book.pending
+                flags = book.flush()
+            assert not book.pending
         assert book.levels() == (sorted(mb.items(), reverse=True), sorted(ma.items()))
         book.check_consistency()
         bb, ba = (max(mb) if mb else 0), (min(ma) if ma else 0)
         assert (book.best_bid(), book.best_ask()) == (bb, ba)
         crossed = bool(mb and ma and bb >= ba)
         assert bool(book.state & (Violation.CROSSED | Violation.LOCKED)) == crossed
-        n = 3
-        px, q, apx, aq = [0] * n, [0] * n, [0] * n, [0] * n
-        nb, na = book.top(n, px, q, apx, aq)
-        assert list(zip(px[:nb], q[:nb], strict=True)) == sorted(mb.items(), reverse=True)[:n]
-        assert list(zip(apx[:na], aq[:na], strict=True)) == sorted(ma.items())[:n]
+        if not recorded or book.merge_fallbacks == fallbacks:  # flags not lost to a fallback
+            want = rb | ra | (Violation.BAD_QTY if bad_qty else 0)
+            if crossed:
+                want |= Violation.LOCKED if bb == ba else Violation.CROSSED
+            assert flags == want
+        v = book.violations()
+        assert (v["OFF_TICK"], v["BAD_PRICE"]) == (off_tick, bad_price)  # each counted once
+
+
+def test_tick_levels_converts_and_reports_what_it_drops() -> None:
+    levels, flags = tick_levels(
+        ((100, 5), (103, 1), (0, 2), (95, 0), (-5, 3), (90, -1), (7, 4), (85, 7)), 5
+    )
+    # good levels kept in their order, quantities untouched (their rules are the book's)
+    assert levels == ((20, 5), (19, 0), (18, -1), (17, 7))
+    assert flags == Violation.OFF_TICK | Violation.BAD_PRICE
+    assert tick_levels(((100, 5), (95, 1)), 5) == (((20, 5), (19, 1)), 0)
+    assert tick_levels(((95, 1), (100, 5)), 5) == (((19, 1), (20, 5)), 0)  # order kept
+    assert tick_levels((), 5) == ((), 0)
+    assert tick_levels(((102, 7),), 5) == ((), Violation.OFF_TICK)  # not rounded onto the grid
+    assert tick_levels(((0, 5),), 5) == ((), Violation.BAD_PRICE)
+    assert tick_levels(((-5, 5),), 5) == ((), Violation.BAD_PRICE)
+    assert tick_levels(((-3, 5),), 5) == ((), Violation.BAD_PRICE)  # non-positive wins
+    assert tick_levels(((1, 1), (12_345, 2)), 1) == (((1, 1), (12_345, 2)), 0)
 
 
 def test_each_invariant_is_an_event_never_a_crash_or_a_fix() -> None:
     b = L2Book(INST)
-    assert b.apply(BookUpdate(1, 0, 0, ((100, 5),), ((110, 5),), snapshot=True)) == 0
+    assert b.apply(BookUpdate(1, 0, 0, ((20, 5),), ((22, 5),), snapshot=True)) == 0
     assert b.sane
     # locked, then crossed: reported, kept in state, and cleared once the book is sane again
-    assert b.apply(BookUpdate(1, 0, 0, ((110, 1),), ())) == Violation.LOCKED
+    assert b.apply(BookUpdate(1, 0, 0, ((22, 1),), ())) == Violation.LOCKED
     assert b.state == Violation.LOCKED and not b.sane
-    assert b.apply(BookUpdate(1, 0, 0, ((115, 1),), ())) == Violation.CROSSED
-    assert b.apply(BookUpdate(1, 0, 0, ((115, 0), (110, 0)), ())) == 0
+    assert b.apply(BookUpdate(1, 0, 0, ((23, 1),), ())) == Violation.CROSSED
+    assert b.apply(BookUpdate(1, 0, 0, ((23, 0), (22, 0)), ())) == 0
     assert b.sane
     # off the tick grid, negative quantity, zero-size level in a snapshot, bad price: refused
-    assert b.apply(BookUpdate(1, 0, 0, ((102, 7),), ())) == Violation.OFF_TICK
-    assert b.apply(BookUpdate(1, 0, 0, ((95, -1),), ())) == Violation.BAD_QTY
-    assert b.apply(BookUpdate(1, 0, 0, ((0, 5),), ())) == Violation.BAD_PRICE
+    # (prices are checked by the producer's `tick_levels`, which drops the level and reports
+    # it in `rejects`; the book returns and counts those bits as its own)
+    levels, rejects = tick_levels(((102, 7),), INST.tick)
+    assert (levels, rejects) == ((), Violation.OFF_TICK)
+    assert b.apply(BookUpdate(1, 0, 0, levels, (), rejects=rejects)) == Violation.OFF_TICK
+    assert b.apply(BookUpdate(1, 0, 0, ((19, -1),), ())) == Violation.BAD_QTY
+    levels, rejects = tick_levels(((0, 5),), INST.tick)
+    assert (levels, rejects) == ((), Violation.BAD_PRICE)
+    assert b.apply(BookUpdate(1, 0, 0, levels, (), rejects=rejects)) == Violation.BAD_PRICE
     assert b.bids == {20: 5}  # nothing was applied, nothing rounded onto the grid
-    flags = b.apply(BookUpdate(1, 0, 0, ((100, 5), (95, 0)), ((110, 5),), snapshot=True))
+    assert b.sane  # refused levels are events, not a persistent state
+    # good and bad levels in one update: the good ones are applied, the bad ones reported
+    bids, rb = tick_levels(((95, 4), (93, 1), (-5, 2)), INST.tick)
+    asks, ra = tick_levels(((115, 3), (0, 1)), INST.tick)
+    assert (bids, rb) == (((19, 4),), Violation.OFF_TICK | Violation.BAD_PRICE)
+    assert (asks, ra) == (((23, 3),), Violation.BAD_PRICE)
+    flags = b.apply(BookUpdate(1, 0, 0, bids, asks, rejects=rb | ra))
+    assert flags == Violation.OFF_TICK | Violation.BAD_PRICE
+    assert b.bids == {20: 5, 19: 4} and b.asks == {22: 5, 23: 3} and b.sane
+    flags = b.apply(BookUpdate(1, 0, 0, ((20, 5), (19, 0)), ((22, 5),), snapshot=True))
     assert flags == Violation.BAD_QTY and 19 not in b.bids
     # a sequence gap holds until resync
     b.mark_gap()
     assert b.state & Violation.SEQUENCE_GAP
-    b.apply(BookUpdate(1, 0, 0, ((100, 6),), ()))
+    b.apply(BookUpdate(1, 0, 0, ((20, 6),), ()))
     assert b.state & Violation.SEQUENCE_GAP
     b.mark_resync()
     assert b.sane
@@ -93,26 +178,43 @@ def test_each_invariant_is_an_event_never_a_crash_or_a_fix() -> None:
         v["BAD_QTY"],
         v["BAD_PRICE"],
         v["SEQUENCE_GAP"],
-    ) == (1, 1, 1, 2, 1, 1)
+    ) == (1, 1, 2, 2, 2, 1)
 
 
-def test_deferred_levels_and_the_top_window() -> None:
+def test_lazy_book_reads_the_top_through_a_recorded_update() -> None:
     b = L2Book(INST)
-    b.defer_beyond = 2
-    b.apply(BookUpdate(1, 0, 0, ((100, 1), (95, 1), (90, 1), (85, 1)), ((105, 1),), snapshot=True))
-    assert b.pending and len(b.bids) == 2
-    assert not b.flush(top_bid=95 // 5)  # deferred levels are all below the window
-    assert len(b.bids) == 4 and not b.pending
-    # worst-first listing: the deferred level is the best one -> reported as touching the top
-    b.apply(BookUpdate(1, 0, 0, ((80, 1), (75, 1), (100, 7)), ()))
-    assert b.bids[20] == 1  # not yet applied
-    b.apply(BookUpdate(1, 0, 0, ((70, 1), (65, 1), (100, 3)), ()))  # flushes the previous first
-    assert b.bids[20] == 7
-    assert b.flush(top_bid=95 // 5)
-    assert b.bids[20] == 3
-    b.apply(BookUpdate(1, 0, 0, ((60, 1), (55, 1), (50, 1)), ()))
-    b.apply(BookUpdate(1, 0, 0, (), ()))  # the next apply flushes what was pending
-    assert 10 in b.bids and not b.pending
+    b.lazy = True
+    b.apply(
+        BookUpdate(1, 0, 0, ((20, 1), (19, 1), (18, 1), (17, 1)), ((21, 1), (26, 1)), snapshot=True)
+    )
+    assert not b.pending and len(b.bids) == 4  # snapshots are applied at once
+    px, q, apx, aq = [0] * 3, [0] * 3, [0] * 3, [0] * 3
+    # the best bid goes, a new best arrives above it, one level changes, the asks move
+    up = BookUpdate(1, 0, 0, ((22, 5), (20, 0), (18, 9)), ((21, 0), (23, 2), (24, 1)), ordered=True)
+    assert b.apply(up) == 0 and b.pending and b.bids[20] == 1  # recorded, not applied
+    assert b.top(3, px, q, apx, aq) == (3, 3)
+    assert (px, q, apx, aq) == ([22, 19, 18], [5, 1, 9], [23, 24, 26], [2, 1, 1])
+    assert b.pending and b.merged_reads == 2 and b.merge_fallbacks == 0
+    assert b.flush() == 0 and not b.pending  # now applied: the same top, from the dicts
+    assert b.levels(3) == ([(22, 5), (19, 1), (18, 9)], [(23, 2), (24, 1), (26, 1)])
+    # a refused level (negative quantity) leaves the old one in the merged read too
+    b.apply(BookUpdate(1, 0, 0, ((22, -3),), ()))
+    assert b.pending and b.top(1, px, q, apx, aq) == (1, 1) and (px[0], q[0]) == (22, 5)
+    assert b.flush() == Violation.BAD_QTY and b.bids[22] == 5
+    # every other read applies a recorded update first
+    b.apply(BookUpdate(1, 0, 0, ((25, 1),), ()))
+    assert b.pending and b.best_bid() == 25 and not b.pending
+    b.apply(BookUpdate(1, 0, 0, (), ((21, 1),)))
+    b.apply(BookUpdate(1, 0, 0, (), ((30, 1),)))  # the next apply applies the previous first
+    assert b.asks[21] == 1 and b.state == Violation.CROSSED and b.pending  # bid 25 >= ask 21
+    assert not b.sane and not b.pending and b.asks[30] == 1  # `sane` applied the pending one
+    # unordered updates are applied at once: a merge would need them best first
+    b.apply(BookUpdate(1, 0, 0, ((10, 1), (26, 1)), ()))
+    assert not b.pending and b.bids[26] == 1
+    # an update that empties the top beyond the walk's reach: read after applying it
+    b.apply(BookUpdate(1, 0, 0, tuple((t, 0) for t in (26, 25, 22, 19, 18, 17)), (), ordered=True))
+    assert b.top(3, px, q, apx, aq)[0] == 1 and px[0] == 10 and b.merge_fallbacks == 1
+    assert not b.pending
     b.check_consistency()
 
 
@@ -123,8 +225,8 @@ def test_sparse_book_top_falls_back_to_a_heap_scan() -> None:
             1,
             0,
             0,
-            tuple((5 * (10_000 - 500 * i), 1) for i in range(10)),
-            tuple((5 * (10_001 + 700 * i), 1) for i in range(10)),
+            tuple((10_000 - 500 * i, 1) for i in range(10)),
+            tuple((10_001 + 700 * i, 1) for i in range(10)),
             snapshot=True,
         )
     )
@@ -134,7 +236,7 @@ def test_sparse_book_top_falls_back_to_a_heap_scan() -> None:
     assert b.bid_at(3) == (8_500, 1)
     with pytest.raises(IndexError):
         b.ask_at(10)
-    b.apply(BookUpdate(1, 0, 0, ((50_000, 0),), ()))  # best bid removed: next is 500 ticks away
+    b.apply(BookUpdate(1, 0, 0, ((10_000, 0),), ()))  # best bid removed: next is 500 ticks away
     assert b.best_bid() == 9_500
     b.check_consistency()
 
@@ -205,18 +307,35 @@ def test_instrument_master_from_kite_csv_and_config() -> None:
         Instrument(1, "X", "NFO", Segment.NFO_FUT, 2, 5, lot=65, freeze_qty=10)
 
 
-def test_advance_applies_only_what_reaches_the_window() -> None:
-    from vajra.market.book import NO_ASK
-
-    b = L2Book(INST)
-    b.defer_beyond = 2
-    b.apply(BookUpdate(1, 0, 0, ((100, 1), (95, 1), (90, 1), (85, 1)), ((105, 1),), snapshot=True))
-    assert b.pending and sorted(b.bids) == [19, 20]
-    assert b.pending_reaches(18, NO_ASK)  # the best deferred bid (tick 18) is in the window
-    assert not b.pending_reaches(19, NO_ASK)
-    b.advance(18, NO_ASK)
-    assert sorted(b.bids) == [18, 19, 20] and b.pending  # tick 17 still waits
-    assert not b.pending_reaches(18, NO_ASK)
-    b.advance(0, NO_ASK)  # a window of everything: the rest goes in, crossing checked
-    assert not b.pending and sorted(b.bids) == [17, 18, 19, 20] and b.sane
-    b.check_consistency()
+def test_lazy_walk_merges_an_update_that_rebuilds_the_top() -> None:
+    """A sweep: the update deletes the whole top and lists replacements below, the walk meets
+    update ticks and book ticks interleaved; the result equals applying it first."""
+    eager, lazy = L2Book(INST), L2Book(INST)
+    lazy.lazy = True
+    snap = BookUpdate(
+        1,
+        0,
+        0,
+        tuple((100 - i, 10 + i) for i in range(0, 40, 2)),
+        tuple((101 + i, 10 + i) for i in range(0, 40, 3)),
+        snapshot=True,
+    )
+    sweep = BookUpdate(
+        1,
+        0,
+        0,
+        tuple((t, 0 if t % 2 == 0 else 7) for t in range(100, 60, -1)),
+        ((101, 0), (102, 4), (104, 0), (105, 5)),
+        ordered=True,
+    )
+    px, q, apx, aq = ([0] * 10 for _ in range(4))
+    for b in (eager, lazy):
+        b.apply(snap)
+        b.apply(sweep)
+    assert lazy.pending and not eager.pending
+    got = lazy.top(10, px, q, apx, aq), list(px), list(q), list(apx), list(aq)
+    assert lazy.pending and lazy.merge_fallbacks == 0
+    assert got == (eager.top(10, px, q, apx, aq), px, q, apx, aq)
+    lazy.flush()
+    assert lazy.levels() == eager.levels()
+    lazy.check_consistency()

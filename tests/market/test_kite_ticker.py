@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vajra.market.book import L2Book, Violation
 from vajra.market.events import BookUpdate, Malformed, Quote
 from vajra.market.feeds.kite_ticker import (
     INVALID_JSON,
@@ -37,6 +38,7 @@ from vajra.market.feeds.kite_ticker import (
     subscribe,
     unsubscribe,
 )
+from vajra.market.instruments import Instrument, Segment
 
 NS = 1_000_000_000
 INDICES = 9
@@ -123,12 +125,33 @@ def frame(*packets: bytes) -> bytes:
     return bytes(out)
 
 
+def depth_levels(
+    side: tuple[tuple[int, int, int], ...], tick_size: int
+) -> tuple[tuple[tuple[int, int], ...], int]:
+    """The book levels a depth side must become, written out here (not through the parser's
+    helper): empty slots (0, 0) skipped, a zero price with a quantity dropped as BAD_PRICE, a
+    price off the grid dropped as OFF_TICK, every other price as its tick index."""
+    out: list[tuple[int, int]] = []
+    rejects = 0
+    for price, qty, _ in side:
+        if (price, qty) == (0, 0):
+            continue
+        if price == 0:
+            rejects |= Violation.BAD_PRICE
+        elif price % tick_size:
+            rejects |= Violation.OFF_TICK
+        else:
+            out.append((price // tick_size, qty))
+    return tuple(out), int(rejects)
+
+
 @dataclass(frozen=True)
 class Packet:
     """A packet to send and the tick it must decode to."""
 
     kind: str  # ltp, index_quote, index_full, quote, full
     tick: KiteTick
+    tick_size: int = 1  # the instrument's tick in paise, as the parser is told it
 
     def encode(self) -> bytes:
         t = self.tick
@@ -148,12 +171,21 @@ class Packet:
         t = self.tick
         if self.kind != "full" or t.segment == INDICES:
             return [t]
-        bids = tuple((p, q) for p, q, _ in t.bids if (p, q) != (0, 0))
-        asks = tuple((p, q) for p, q, _ in t.asks if (p, q) != (0, 0))
+        bids, bid_rejects = depth_levels(t.bids, self.tick_size)
+        asks, ask_rejects = depth_levels(t.asks, self.tick_size)
         (bp, bq, _), (ap, aq, _) = t.bids[0], t.asks[0]
         return [
             t,
-            BookUpdate(t.token, t.recv_ns, t.exch_ns, bids, asks, snapshot=True),
+            BookUpdate(
+                t.token,
+                t.recv_ns,
+                t.exch_ns,
+                bids,
+                asks,
+                snapshot=True,
+                rejects=bid_rejects | ask_rejects,
+            ),
+            # the quote stays in paise, as sent
             Quote(t.token, t.recv_ns, t.exch_ns, bp, bq, ap, aq),
         ]
 
@@ -169,12 +201,19 @@ U16 = st.integers(0, 2**16 - 1)
 U32 = st.integers(0, 2**32 - 1)
 I32 = st.integers(-(2**31), 2**31 - 1)
 RECV_NS = st.integers(0, 2**62)
-LEVEL = st.one_of(st.just((0, 0, 0)), st.tuples(U32, U32, U16), st.tuples(U32, st.just(0), U16))
+ON_GRID = st.integers(0, 2**32 // 100 - 1).map(lambda k: k * 100)  # on every tick size used
+LEVEL = st.one_of(
+    st.just((0, 0, 0)),
+    st.tuples(U32, U32, U16),
+    st.tuples(U32, st.just(0), U16),
+    st.tuples(ON_GRID, U32, U16),
+)
+TICK_SIZES = st.sampled_from([1, 5, 10, 100])
 SIDE = st.tuples(LEVEL, LEVEL, LEVEL, LEVEL, LEVEL)
 
 
 @st.composite
-def packets(draw: st.DrawFn, recv_ns: int, kind: str | None = None) -> Packet:
+def packets(draw: st.DrawFn, recv_ns: int, kind: str | None = None, tick_size: int = 1) -> Packet:
     kind = kind or draw(st.sampled_from(["ltp", "index_quote", "index_full", "quote", "full"]))
     if kind.startswith("index"):
         segment = INDICES
@@ -239,11 +278,14 @@ def packets(draw: st.DrawFn, recv_ns: int, kind: str | None = None) -> Packet:
             bids=draw(SIDE),
             asks=draw(SIDE),
         ),
+        tick_size,
     )
 
 
-def decode(data: bytes, recv_ns: int = 7) -> tuple[KiteTickerParser, list[KiteEvent]]:
-    parser = KiteTickerParser()
+def decode(
+    data: bytes, recv_ns: int = 7, ticks: dict[int, int] | None = None
+) -> tuple[KiteTickerParser, list[KiteEvent]]:
+    parser = KiteTickerParser(ticks)
     parser.receive_binary(data, recv_ns)
     return parser, parser.events()
 
@@ -252,22 +294,25 @@ def decode(data: bytes, recv_ns: int = 7) -> tuple[KiteTickerParser, list[KiteEv
 
 
 @pytest.mark.parametrize("kind", ["ltp", "index_quote", "index_full", "quote", "full"])
-@given(data=st.data(), recv_ns=RECV_NS)
+@given(data=st.data(), recv_ns=RECV_NS, tick_size=TICK_SIZES)
 def test_every_mode_decodes_every_field_exactly(
-    kind: str, data: st.DataObject, recv_ns: int
+    kind: str, data: st.DataObject, recv_ns: int, tick_size: int
 ) -> None:
-    packet = data.draw(packets(recv_ns, kind))
-    parser, events = decode(frame(packet.encode()), recv_ns)
+    packet = data.draw(packets(recv_ns, kind, tick_size))
+    parser, events = decode(frame(packet.encode()), recv_ns, {packet.tick.token: tick_size})
     assert events == packet.expected()
     assert parser.stats.packets == 1
     assert parser.stats.malformed == {}
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), recv_ns=RECV_NS, n=st.integers(0, 12))
-def test_multi_packet_frame_decodes_in_order(data: st.DataObject, recv_ns: int, n: int) -> None:
-    batch = [data.draw(packets(recv_ns)) for _ in range(n)]
-    parser, events = decode(frame(*(p.encode() for p in batch)), recv_ns)
+@given(data=st.data(), recv_ns=RECV_NS, n=st.integers(0, 12), tick_size=TICK_SIZES)
+def test_multi_packet_frame_decodes_in_order(
+    data: st.DataObject, recv_ns: int, n: int, tick_size: int
+) -> None:
+    batch = [data.draw(packets(recv_ns, tick_size=tick_size)) for _ in range(n)]
+    ticks = {p.tick.token: tick_size for p in batch}  # one size for all: tokens may repeat
+    parser, events = decode(frame(*(p.encode() for p in batch)), recv_ns, ticks)
     assert events == [e for p in batch for e in p.expected()]
     assert parser.stats.packets == n
     assert parser.stats.malformed_total == 0
@@ -325,6 +370,13 @@ def _full_tick(
     )  # fmt: skip
 
 
+def _instrument(tick: int) -> Instrument:
+    return Instrument(
+        token=408065, symbol="HDFCBANK", exchange="NSE", segment=Segment.NSE_EQ,
+        price_decimals=2, tick=tick, lot=1,
+    )  # fmt: skip
+
+
 def test_full_depth_becomes_a_snapshot_and_a_quote() -> None:
     empty = (0, 0, 0)
     bids = ((149_990, 10, 2), (149_985, 0, 0), (0, 7, 1), empty, empty)
@@ -333,12 +385,64 @@ def test_full_depth_becomes_a_snapshot_and_a_quote() -> None:
     events = decode(frame(full_packet(tick)), 5)[1]
     assert events == [
         tick,
-        # empty slots dropped; a zero quantity at a real price and a zero price with a quantity
-        # are passed on for the book's invariants to flag
-        BookUpdate(408065, 5, tick.exch_ns, ((149_990, 10), (149_985, 0), (0, 7)),
-                   ((150_010, 4),), snapshot=True),
+        # empty slots dropped; a zero quantity at a real price is passed on for the book's
+        # snapshot invariant to flag; a zero price with a quantity cannot become a tick, so it
+        # is dropped and flagged in `rejects`. No tick size given: one paise, tick == price.
+        BookUpdate(408065, 5, tick.exch_ns, ((149_990, 10), (149_985, 0)),
+                   ((150_010, 4),), snapshot=True, rejects=Violation.BAD_PRICE),
         Quote(408065, 5, tick.exch_ns, 149_990, 10, 150_010, 4),
     ]  # fmt: skip
+    # the book counts both: the dropped zero price, and the zero-size level it refuses
+    book = L2Book(_instrument(1))
+    snap = events[1]
+    assert isinstance(snap, BookUpdate)
+    assert book.apply(snap) == Violation.BAD_PRICE | Violation.BAD_QTY
+    assert book.levels() == ([(149_990, 10)], [(150_010, 4)])
+    assert book.violations()["BAD_PRICE"] == book.violations()["BAD_QTY"] == 1
+
+
+def test_depth_levels_are_ticks_of_the_instruments_grid() -> None:
+    """With the instrument's tick (5 paise here) the depth becomes tick indexes, price // 5;
+    a price off that grid is dropped and flagged OFF_TICK; the quote stays in paise."""
+    empty = (0, 0, 0)
+    bids = ((149_990, 10, 2), (149_985, 0, 0), (149_980, 7, 1), empty, empty)
+    asks = ((150_010, 4, 1), (150_015, 2, 1), empty, empty, empty)
+    tick = _full_tick(bids, asks)
+    events = decode(frame(full_packet(tick)), 5, {408065: 5})[1]
+    assert events == [
+        tick,
+        BookUpdate(408065, 5, tick.exch_ns,
+                   ((149_990 // 5, 10), (149_985 // 5, 0), (149_980 // 5, 7)),
+                   ((150_010 // 5, 4), (150_015 // 5, 2)), snapshot=True),
+        Quote(408065, 5, tick.exch_ns, 149_990, 10, 150_010, 4),
+    ]  # fmt: skip
+    snap = events[1]
+    assert isinstance(snap, BookUpdate) and snap.rejects == 0
+    assert snap.bids[0] == (29_998, 10) and snap.asks[0] == (30_002, 4)
+    # a token the map does not name gets a tick of one paise: levels equal prices
+    other = replace(tick, token=408066)
+    events = decode(frame(full_packet(other)), 5, {408065: 5})[1]
+    assert isinstance(events[1], BookUpdate)
+    assert events[1].bids == ((149_990, 10), (149_985, 0), (149_980, 7))
+
+    # off the 5-paise grid: 149,987 (bid) and 150,011 (ask) are dropped, not floored
+    bids = ((149_990, 10, 2), (149_987, 3, 1), (149_985, 5, 1), empty, empty)
+    asks = ((150_010, 4, 1), (150_011, 2, 1), empty, empty, empty)
+    off = _full_tick(bids, asks)
+    events = decode(frame(full_packet(off)), 5, {408065: 5})[1]
+    assert events == [
+        off,
+        BookUpdate(408065, 5, off.exch_ns, ((29_998, 10), (29_997, 5)), ((30_002, 4),),
+                   snapshot=True, rejects=Violation.OFF_TICK),
+        Quote(408065, 5, off.exch_ns, 149_990, 10, 150_010, 4),
+    ]  # fmt: skip
+    snap = events[1]
+    assert isinstance(snap, BookUpdate) and snap.rejects == Violation.OFF_TICK
+    # and the book counts what the parser dropped
+    book = L2Book(_instrument(5))
+    assert book.apply(snap) == Violation.OFF_TICK
+    assert book.levels() == ([(29_998, 10), (29_997, 5)], [(30_002, 4)])
+    assert book.violations()["OFF_TICK"] == 1 and book.sane
 
 
 def test_empty_book_still_yields_a_snapshot() -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vajra.market.book import Violation
 from vajra.market.events import BookUpdate, Malformed, Side, Trade
 from vajra.market.feeds.lobster import (
     EMPTY_ASK,
@@ -45,6 +46,8 @@ needs_data = pytest.mark.skipif(
 AMZN_MIDNIGHT_NS = 1_340_251_200 * 1_000_000_000
 
 M = MessageType
+#: AMZN's tick in LOBSTER price units (1/10000 USD): book levels are price // TICK
+TICK = lobster_instrument().tick
 
 
 def msg(
@@ -305,22 +308,24 @@ def test_submit_cancel_execute_delete_as_absolute_levels() -> None:
     lb = started()
     t = 34_200_000_000_001
     (u,) = lb.on_message(msg(M.SUBMIT, 1, 5, 10100, Side.ASK, t=t))
-    assert isinstance(u, BookUpdate) and u.asks == ((10100, 15),) and u.bids == ()
+    # levels are tick indexes (price // tick: 10100 -> 101); trades keep price units
+    assert isinstance(u, BookUpdate) and u.asks == ((10100 // TICK, 15),) and u.bids == ()
+    assert u.asks == ((101, 15),) and u.rejects == 0
     assert (u.token, u.recv_ns, u.exch_ns) == (7, t, AMZN_MIDNIGHT_NS + t)
     (u,) = lb.on_message(msg(M.CANCEL, 1, 2, 10100, Side.ASK))
-    assert isinstance(u, BookUpdate) and u.asks == ((10100, 13),)
+    assert isinstance(u, BookUpdate) and u.asks == ((101, 13),) and u.rejects == 0
     tr, u = lb.on_message(msg(M.EXECUTE, 1, 3, 10100, Side.ASK))
     # a sell limit order executed: the buyer crossed the spread
     assert isinstance(tr, Trade) and (tr.price, tr.qty, tr.aggressor) == (10100, 3, Side.BID)
-    assert isinstance(u, BookUpdate) and u.asks == ((10100, 10),)
+    assert isinstance(u, BookUpdate) and u.asks == ((101, 10),) and u.rejects == 0
     assert lb.orders == {}  # fully executed
     tr, u = lb.on_message(msg(M.EXECUTE, 99, 11, 9900, Side.BID))  # an unknown resting order
-    assert isinstance(tr, Trade) and tr.aggressor is Side.ASK
-    assert isinstance(u, BookUpdate) and u.bids == ((9900, 0),)
+    assert isinstance(tr, Trade) and tr.aggressor is Side.ASK and tr.price == 9900
+    assert isinstance(u, BookUpdate) and u.bids == ((99, 0),) and u.rejects == 0
     assert ticks(lb)[0] == [(97, 21), (95, 31)]
     lb.on_message(msg(M.SUBMIT, 2, 4, 9600, Side.BID))
     (u,) = lb.on_message(msg(M.DELETE, 2, 4, 9600, Side.BID))
-    assert isinstance(u, BookUpdate) and u.bids == ((9600, 0),)
+    assert isinstance(u, BookUpdate) and u.bids == ((96, 0),) and u.rejects == 0
     assert lb.unknown_orders == 1 and lb.trades == 2 and lb.order_mismatches == 0
     assert lb.book.sane and lb.orders == {}
 
@@ -368,6 +373,7 @@ def test_first_message_is_in_the_first_row_already() -> None:
     r = LobsterRow(((10100, 5),), ((9900, 1),))
     events = lb.snapshot(r, msg(M.SUBMIT, 1, 5, 10100, Side.ASK))
     assert len(events) == 1 and isinstance(events[0], BookUpdate) and events[0].snapshot
+    assert (events[0].bids, events[0].asks, events[0].rejects) == (((99, 1),), ((101, 5),), 0)
     assert ticks(lb) == ([(99, 1)], [(101, 5)])  # not 10
     assert lb.orders == {1: (Side.ASK, 10100, 5)}
     tr, snap = lb.snapshot(r, msg(M.EXECUTE, 9, 2, 10100, Side.ASK))
@@ -386,13 +392,24 @@ def test_a_deeper_level_entering_view_is_taken_from_the_row() -> None:
     lb.on_message(msg(M.DELETE, 9, 10, 10100, Side.ASK))  # best ask empties
     r = row([(10300, 20), (10500, 30), (10800, 8)])
     u = lb.reconcile_from_row(r)
-    assert u is not None and u.asks == ((10800, 8),) and u.bids == ()
+    assert u is not None and u.asks == ((10800 // TICK, 8),) == ((108, 8),) and u.bids == ()
     assert (lb.reconciliations, lb.levels_taken, lb.levels_corrected) == (1, 1, 1)
     assert lb.top_matches(r) and lb.ask_edge == 108
     # a row that shows fewer levels than requested is the whole side: nothing beyond to take
     lb.on_message(msg(M.DELETE, 9, 8, 10800, Side.ASK))
     assert lb.reconcile_from_row(row([(10300, 20), (10500, 30)])) is None
     assert lb.ask_edge > 10**12 and lb.reconciliations == 1
+
+
+def test_a_row_level_off_the_grid_is_refused_and_counted_not_rounded() -> None:
+    lb = started()
+    lb.on_message(msg(M.DELETE, 9, 10, 10100, Side.ASK))  # best ask empties
+    r = row([(10300, 20), (10500, 30), (10850, 8)])  # 108.50 cents: not a one-cent tick
+    u = lb.reconcile_from_row(r)
+    assert u is not None and u.asks == () and u.rejects == Violation.OFF_TICK
+    assert lb.book.violations()["OFF_TICK"] == 1
+    assert ticks(lb)[1] == [(103, 20), (105, 30)]  # nothing rounded onto tick 108
+    assert not lb.top_matches(r)
 
 
 def test_pushed_out_levels_are_kept_but_retaken_when_they_return() -> None:
@@ -412,7 +429,7 @@ def test_pushed_out_levels_are_kept_but_retaken_when_they_return() -> None:
     lb.on_message(msg(M.DELETE, 2, 4, 10200, Side.ASK))
     back = row([(10100, 10), (10300, 20), (10600, 2)])
     u = lb.reconcile_from_row(back)
-    assert u is not None and set(u.asks) == {(10500, 0), (10600, 2)}
+    assert u is not None and set(u.asks) == {(105, 0), (106, 2)}
     assert (lb.reconciliations, lb.levels_taken, lb.levels_corrected) == (2, 2, 1)
     assert lb.levels_dropped == 1 and lb.top_matches(back) and lb.divergent_levels == 0
 
@@ -431,7 +448,7 @@ def test_the_window_edge_follows_messages_between_rows(side: Side) -> None:
     bids = [(9900, 11), (9700, 21), (9500, 7)] if side is Side.BID else list(FULL.bids)
     r = row(asks, bids)
     u = lb.reconcile_from_row(r)
-    assert u is not None and (u.asks or u.bids) == ((pushed, 7),)
+    assert u is not None and (u.asks or u.bids) == ((pushed // TICK, 7),)
     assert lb.top_matches(r) and lb.divergent_levels == 0 and deep != 7
 
 
@@ -453,7 +470,7 @@ def test_a_short_row_proves_last_seen_levels_gone() -> None:
     assert lb.book.bid_depth() == 4
     lb.on_message(msg(M.DELETE, 9, 21, 9700, Side.BID))
     u = lb.reconcile_from_row(row(list(FULL.asks), [(9900, 11), (9800, 1)]))
-    assert u is not None and u.bids == ((9500, 0),)
+    assert u is not None and u.bids == ((95, 0),)
     assert lb.book.bid_depth() == 2 and lb.bid_edge == 0
     assert (lb.reconciliations, lb.levels_taken, lb.levels_dropped) == (1, 0, 1)
     # with the whole side in view, a new deep level is in the messages and needs no row
@@ -584,11 +601,11 @@ def test_generated_flows_match_every_row(
             continue
         u = lb.reconcile_from_row(r)
         assert lb.top_matches(r), (m, r, lb.book.levels())
-        if u is not None and prev is not None:
-            for px, _ in u.bids:
-                assert len(prev.bids) == levels and px < prev.bids[-1][0]
-            for px, _ in u.asks:
-                assert len(prev.asks) == levels and px > prev.asks[-1][0]
+        if u is not None and prev is not None:  # levels are ticks, rows are price units
+            for t, _ in u.bids:
+                assert len(prev.bids) == levels and t < prev.bids[-1][0] // TICK
+            for t, _ in u.asks:
+                assert len(prev.asks) == levels and t > prev.asks[-1][0] // TICK
         prev = r
     assert lb.divergent_levels == 0 and lb.book.sane
     if not skips:
@@ -654,7 +671,8 @@ def test_zip_shell_events_clocks_and_malformed(tmp_path: Path) -> None:
     bad = ev[4]
     assert isinstance(bad, Malformed) and bad.recv_ns == 34_201 * 10**9
     resync = ev[5]
-    assert isinstance(resync, BookUpdate) and resync.snapshot and resync.bids == ((9900, 1),)
+    assert isinstance(resync, BookUpdate) and resync.snapshot and resync.bids == ((99, 1),)
+    assert resync.asks == ((101, 3),) and resync.rejects == 0
     hidden = ev[8]
     assert isinstance(hidden, Trade) and hidden.aggressor is Side.ASK
     assert lb.book.violations()["BAD_QTY"] == 1
@@ -730,6 +748,8 @@ def test_acceptance_every_row_of_the_amzn_sample() -> None:
     started_at = time.perf_counter()
     session = read_lobster_session(SAMPLE)
     lb = LobsterBook(lobster_instrument(token=1), levels=5, midnight_ns=session.midnight_ns)
+    tick = lb.tick
+    assert tick == TICK == 100
     messages, rows = LobsterMessageParser(), LobsterRowParser(5)
     n = mismatched = entering = would_mismatch = changed = 0
     prev: LobsterRow | None = None
@@ -738,17 +758,26 @@ def test_acceptance_every_row_of_the_amzn_sample() -> None:
         assert isinstance(m, LobsterMessage), (n, m)
         assert isinstance(r, LobsterRow), (n, r)
         if prev is None:
-            lb.snapshot(r, m)
+            *_, snap = lb.snapshot(r, m)
+            assert isinstance(snap, BookUpdate) and snap.snapshot and snap.rejects == 0
+            assert snap.bids == tuple((p // tick, q) for p, q in r.bids)
+            assert snap.asks == tuple((p // tick, q) for p, q in r.asks)
         else:
-            lb.on_message(m)
+            for e in lb.on_message(m):
+                if isinstance(e, BookUpdate):  # one level, at the message's price, as a tick
+                    side, other = (e.bids, e.asks) if m.direction is Side.BID else (e.asks, e.bids)
+                    assert e.rejects == 0 and not other and len(side) == 1, (n, e)
+                    assert side[0][0] * tick == m.price, (n, m, e)
+                else:  # trades keep price units
+                    assert e.price == m.price, (n, m, e)
             would_mismatch += not lb.top_matches(r)
             u = lb.reconcile_from_row(r)
             changed += u is not None
-            if u is not None:  # never inside the levels we could derive
-                for px, _ in u.bids:
-                    assert len(prev.bids) == 5 and px < prev.bids[-1][0], (n, u, prev)
-                for px, _ in u.asks:
-                    assert len(prev.asks) == 5 and px > prev.asks[-1][0], (n, u, prev)
+            if u is not None:  # never inside the levels we could derive (u: ticks; rows: price)
+                for t, _ in u.bids:
+                    assert len(prev.bids) == 5 and t < prev.bids[-1][0] // tick, (n, u, prev)
+                for t, _ in u.asks:
+                    assert len(prev.asks) == 5 and t > prev.asks[-1][0] // tick, (n, u, prev)
             if m.type in (M.CANCEL, M.DELETE, M.EXECUTE):
                 before = prev.bids if m.direction is Side.BID else prev.asks
                 after = r.bids if m.direction is Side.BID else r.asks

@@ -75,8 +75,13 @@ def test_clock_starts_at_the_ist_open_and_never_runs_backwards() -> None:
 
 
 def test_initial_book_opens_at_the_reference_price() -> None:
-    snap = SyntheticFeed(1).initial_snapshot()
-    assert snap.asks[0][0] == 245_000 and snap.bids[0][0] == 244_990
+    feed = SyntheticFeed(1)
+    snap = feed.initial_snapshot()
+    tick = feed.instrument.tick
+    # book levels are tick indexes (price // tick); ₹2,450.00 is tick 24,500 at ₹0.10
+    assert snap.asks[0][0] == 245_000 // tick == 24_500 and snap.bids[0][0] == 244_990 // tick
+    assert snap.asks[0][0] * tick == 245_000 and snap.bids[0][0] * tick == 244_990
+    assert snap.rejects == 0
     assert [p for p, _ in snap.bids] == sorted((p for p, _ in snap.bids), reverse=True)
     assert [p for p, _ in snap.asks] == sorted(p for p, _ in snap.asks)
 
@@ -137,8 +142,10 @@ def test_every_event_keeps_the_book_sane_on_grid_and_in_lots(seed: int) -> None:
     for ev in feed.events(N):
         if isinstance(ev, BookUpdate):
             assert book.apply(ev) == 0, ev
-            for px, q in ev.bids + ev.asks:
-                assert inst.on_grid(px) and inst.band_low <= px <= inst.band_high
+            assert ev.rejects == 0
+            for t, q in ev.bids + ev.asks:  # levels are tick indexes: price = t * tick
+                assert type(t) is int and inst.on_grid(t * inst.tick)
+                assert inst.band_low <= t * inst.tick <= inst.band_high
                 assert q >= 0 and q % inst.lot == 0
             assert book.best_bid() < book.best_ask()
             updates += 1
@@ -173,9 +180,14 @@ def test_a_market_order_prints_then_updates_the_levels_it_took() -> None:
             side = upd.asks if ev.aggressor is Side.BID else upd.bids
             assert not (upd.bids if ev.aggressor is Side.BID else upd.asks)
             prints = events[i:j]
-            assert [p for p, _ in side] == [t.price for t in prints if isinstance(t, Trade)]
+            # levels are tick indexes, trades print in paise on the grid
+            tick = feed.instrument.tick
+            assert [k * tick for k, _ in side] == [t.price for t in prints if isinstance(t, Trade)]
             ids = [t.trade_id for t in prints if isinstance(t, Trade)]
             assert ids == list(range(ids[0], ids[0] + len(ids)))
+            # the promise the lazy book relies on: best first, one level per tick
+            ticks = [k for k, _ in side]
+            assert upd.ordered and ticks == sorted(set(ticks), reverse=ev.aggressor is Side.ASK)
 
 
 def test_update_ids_are_consecutive() -> None:

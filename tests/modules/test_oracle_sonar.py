@@ -32,7 +32,8 @@ INST = Instrument(7, "TEST", "NSE", Segment.NSE_EQ, 2, 5, lot=1)
 
 
 def random_walk(n: int, seed: int, trend: float = 0.0) -> list[BookUpdate]:
-    """Book states as full snapshots of 8 levels around a random-walk mid (ticks of 5 paise)."""
+    """Book states as full snapshots of 3 to 8 levels a side around a random-walk mid, levels in
+    ticks (the `BookUpdate` convention; INST's tick is 5 paise)."""
     rng = random.Random(seed)
     mid = 20000  # ticks
     out = []
@@ -45,8 +46,8 @@ def random_walk(n: int, seed: int, trend: float = 0.0) -> list[BookUpdate]:
         spread = rng.choice((1, 1, 1, 2, 3))
         bid = mid - spread // 2 - (spread % 2)
         ask = bid + spread
-        bids = tuple(((bid - i) * 5, rng.randint(1, 500)) for i in range(rng.randint(3, 8)))
-        asks = tuple(((ask + i) * 5, rng.randint(1, 500)) for i in range(rng.randint(3, 8)))
+        bids = tuple((bid - i, rng.randint(1, 500)) for i in range(rng.randint(3, 8)))
+        asks = tuple((ask + i, rng.randint(1, 500)) for i in range(rng.randint(3, 8)))
         out.append(BookUpdate(7, k * 10_000_000, 0, bids, asks, snapshot=True))
     return out
 
@@ -86,7 +87,7 @@ def test_oracle_matches_numpy_reference(cfg: OracleConfig) -> None:
 
 def test_oracle_empty_side_gives_no_signal() -> None:
     book, oracle = L2Book(INST), Oracle()
-    book.apply(BookUpdate(7, 1, 0, ((100, 5),), (), snapshot=True))
+    book.apply(BookUpdate(7, 1, 0, ((20, 5),), (), snapshot=True))
     assert not oracle.update(book)
     with pytest.raises(ValueError):
         OracleConfig(levels=0)
@@ -134,9 +135,7 @@ def test_regime_dwell_and_thin_book_veto() -> None:
         nonlocal t, mid
         mid += move
         t += 100
-        book.apply(
-            BookUpdate(7, t, 0, ((mid * 5, 10),), (((mid + spread) * 5, 10),), snapshot=True)
-        )
+        book.apply(BookUpdate(7, t, 0, ((mid, 10),), ((mid + spread, 10),), snapshot=True))
         s.on_book(book, t)
 
     for _ in range(8):  # a clean trend: entropy 0
@@ -173,7 +172,7 @@ def test_gate_conditions_each_close_it() -> None:
     for kw in ("clock_stable", "sentinel_ok", "kill_clear"):
         assert not p.sonar.evaluate_gate(now, p.book, **{kw: False})
         assert len(p.sonar.failing()) == 1
-    crossed = BookUpdate(7, now, 0, ((100_100, 1),), ((100_000, 1),), snapshot=True)
+    crossed = BookUpdate(7, now, 0, ((20_020, 1),), ((20_000, 1),), snapshot=True)
     p.on_event(crossed)
     assert "BOOK_SANE" in p.sonar.failing()
 

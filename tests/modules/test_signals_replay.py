@@ -124,12 +124,14 @@ def test_lobster_amzn_signals_match_reference() -> None:
     print(f"lobster: {states} states, {switches} regime switches")
 
 
-def _signals(updates: list[BookUpdate], defer: int) -> tuple[list[tuple[float, ...]], int, int]:
+def _signals(
+    updates: list[BookUpdate], lazy: bool
+) -> tuple[list[tuple[float, ...]], tuple[int, int], int]:
     from vajra.modules.pipeline import MarketPipeline
 
     inst = binance_usdm_btcusdt()
     p = MarketPipeline(
-        inst, defer_beyond=defer, sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive
+        inst, lazy=lazy, sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive
     )
     out = []
     for u in updates:
@@ -148,25 +150,25 @@ def _signals(updates: list[BookUpdate], defer: int) -> tuple[list[tuple[float, .
             )
         )
     assert not p.book.pending
-    assert sum(p.book.counts) == 0  # half-applied updates must not count as crossed books
+    assert sum(p.book.counts) == 0
     p.book.check_consistency()
-    return out, p.late_corrections, len(p.book.bids)
+    return out, (p.book.merged_reads, p.book.merge_fallbacks), len(p.book.bids)
 
 
-def test_deferring_deep_levels_changes_no_signal() -> None:
-    """The book applies the 24 levels nearest the touch first and the rest after the signal is
-    out (first applying any deferred level that reaches what the signal reads); every signal,
-    regime and book must equal applying everything at once, also when the feed lists levels
-    worst first (then deep levels reach the top unannounced and are corrected late)."""
+def test_reading_through_the_recorded_update_changes_no_signal() -> None:
+    """The lazy book records each diff and the signal reads the top through it, the levels
+    being applied after the signal is out; every signal, regime and book must be exactly what
+    applying each diff first gives. Diffs that are not ordered (here: the same diffs listed
+    worst first, without the `ordered` promise) are applied first, with the same result."""
     _needs(USDM)
     ups = [e for e in BinanceReplay(USDM, binance_usdm_btcusdt()) if type(e) is BookUpdate]
-    whole, late0, depth = _signals(ups, 0)
-    deferred, late, depth2 = _signals(ups, 24)
-    assert late0 == 0 and depth2 == depth
-    # running sums in a different order: equal up to rounding in the last bits
-    np.testing.assert_allclose(np.asarray(deferred), np.asarray(whole), rtol=1e-9, atol=1e-9)
-    # listed best first, no signal is ever published from a book whose top was incomplete
-    assert late == 0
+    assert sum(u.ordered for u in ups) == len(ups)  # the parser sorts and checks every diff
+    eager, (merged0, _), depth = _signals(ups, False)
+    lazy, (merged, fallbacks), depth2 = _signals(ups, True)
+    assert merged0 == 0 and depth2 == depth
+    assert lazy == eager  # the same floats: the same levels, read in the same order
+    # nearly every diff is read through; the rest emptied the top beyond the walk's reach
+    assert merged >= 2 * (len(ups) - 20) and fallbacks <= len(ups) // 200
     worst_first = [
         BookUpdate(
             u.token,
@@ -181,7 +183,7 @@ def test_deferring_deep_levels_changes_no_signal() -> None:
         )
         for u in ups
     ]
-    reordered, late_rev, _ = _signals(worst_first, 24)
-    np.testing.assert_allclose(np.asarray(reordered), np.asarray(whole), rtol=1e-9, atol=1e-9)
-    assert late_rev > late  # the correction path really ran
-    print(f"late corrections: best-first {late}, worst-first {late_rev} of {len(ups)} updates")
+    reordered, (merged_rev, _), _ = _signals(worst_first, True)
+    assert reordered == eager
+    assert merged_rev <= 2 * sum(len(u.bids) < 2 and len(u.asks) < 2 for u in ups)
+    print(f"merged reads {merged} (fallbacks {fallbacks}) of {len(ups)} updates")

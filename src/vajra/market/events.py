@@ -3,7 +3,9 @@
 Parsers are sans-I/O (bytes or lines in, these events out) and validate at the edge, so
 everything past them handles integers only: prices in the instrument's integer price units
 (paise for NSE, cents for Binance BTCUSDT, 1/10000 USD for LOBSTER), quantities in its integer
-quantity units (shares, contracts, or 0.001 BTC). The book converts price units to ticks.
+quantity units (shares, contracts, or 0.001 BTC), except book levels: a `BookUpdate` carries
+tick indexes (price // tick), converted by the producer (`vajra.market.book.tick_levels`). The
+feed thread does that per-level work, off the signal path, and the book's loop stays short.
 
 Every event carries two clocks:
 - `recv_ns`: local `time.perf_counter_ns()` when the bytes arrived (replays map the recorded
@@ -29,6 +31,13 @@ class Side(enum.IntEnum):
 class BookUpdate:
     """Absolute quantities at price levels: `qty == 0` deletes the level.
 
+    Levels are `(tick, qty)`: the price as a tick index of the instrument's grid (price units //
+    tick), never a float. The producer converted them and dropped the levels that could not be
+    converted (a price off the grid, a non-positive price), reporting those in `rejects`
+    (`vajra.market.book.Violation` bits) so the book counts them as its own violations: a bad
+    level is neither applied nor hidden. Quantity rules (negative, zero inside a snapshot) are
+    the book's to check.
+
     Levels are listed best first (bids descending, asks ascending) when the venue's order
     allows it: the book then applies the levels nearest the touch before the deep ones.
     `snapshot=True` replaces the whole book (a REST snapshot, a Kite full-mode depth, the first
@@ -46,6 +55,11 @@ class BookUpdate:
     first_id: int = 0
     last_id: int = 0
     prev_id: int = -1
+    rejects: int = 0
+    #: the producer guarantees each side strictly best first (bid ticks strictly descending,
+    #: ask ticks strictly ascending; so no tick twice), which lets the book merge the update
+    #: into a top-of-book read before applying it (`L2Book.lazy`)
+    ordered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """One instrument's market pipeline: feed events -> L2 book -> Oracle -> Sonar, timed per stage.
 
-Order of work per depth update, shortest path to the signal first: apply the levels nearest the
-touch, read the top; while deferred levels reach the levels just read, apply those and read
-again; compute and publish the signal (tick -> signal); apply the deep levels
-(redoing the signal if one reached the top anyway, which only a feed that does not list levels
-best first can cause); then Sonar and the gate on the final book.
+Order of work per depth update, shortest path to the signal first: record the update in the
+book (lazy mode: O(1)), read the top few levels with the update's levels merged into the walk,
+compute and publish the signal (tick -> signal), then apply the update's levels, then Sonar and
+the gate on the updated book. The signal is computed from exactly the book the update leaves,
+whatever the size of the diff; unordered updates and snapshots are applied before the read.
 
 This is the work the engine's feed/Oracle thread does per market event, kept free of threads and
 I/O so replays, benchmarks and tests drive exactly the code the engine runs. Each stage's time is
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from vajra.market.book import NO_ASK, L2Book
+from vajra.market.book import L2Book, Violation
 from vajra.market.events import BookUpdate, Malformed, Resynced, SequenceGap, Trade
 from vajra.market.instruments import Instrument
 from vajra.market.top import TopWriter
@@ -26,6 +26,8 @@ from vajra.modules.sonar import Condition, GateWriter, Sonar, SonarConfig
 from vajra.shm.histogram import HistogramWriter
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
+
+_LOCKED, _CROSSED = int(Violation.LOCKED), int(Violation.CROSSED)
 
 HISTOGRAMS = (
     "book.update",
@@ -61,12 +63,12 @@ class MarketPipeline:
         sentinel_ok: Callable[[], bool] | None = None,
         kill_clear: Callable[[], bool] | None = None,
         sync: Callable[[L2Book], BookSync] | None = None,
-        defer_beyond: int = 24,
+        lazy: bool = True,
     ) -> None:
         self.instrument = instrument
         self.book = L2Book(instrument)
-        # levels beyond the first `defer_beyond` per side are applied after the signal is out
-        self.book.defer_beyond = defer_beyond
+        # ordered updates are applied after the signal, which reads the top through them
+        self.book.lazy = lazy
         #: venue sync (e.g. Binance's snapshot + diff procedure) built on this book, or None to
         #: apply every update as it comes
         self.sync = sync(self.book) if sync is not None else None
@@ -91,11 +93,6 @@ class MarketPipeline:
         self.gaps = 0
         self.signals_sent = 0
         self.signals_dropped = 0
-        #: times deferred levels reached the signal's window and were applied before it
-        self.early_flushes = 0
-        #: deferred levels that reached the top although the first of them did not (a feed
-        #: that does not list levels best first): signal recomputed and resent
-        self.late_corrections = 0
 
     def on_event(self, ev: object) -> None:
         """Handle one event from any feed. Book updates run the whole chain; the rest adjust
@@ -138,20 +135,7 @@ class MarketPipeline:
                 return
         t1 = perf()
         oracle = self.oracle
-        oracle.read_top(book)
-        early_ns = 0
-        while book.pending and book.pending_reaches(oracle.bound_bid, oracle.bound_ask):
-            # deferred levels reach what the signal reads: apply those first, read again
-            ta = perf()
-            # settle twice the depth just read, so one pass usually suffices
-            bb, ba = oracle.bound_bid, oracle.bound_ask
-            book.advance(
-                2 * bb - book.best_bid() if bb else 0,
-                2 * ba - book.best_ask() if ba != NO_ASK else NO_ASK,
-            )
-            early_ns += perf() - ta
-            self.early_flushes += 1
-            oracle.read_top(book)
+        oracle.read_top(book)  # lazy book: the update's levels merged into the walk
         have = oracle.compute_imbalance()
         tw = perf()
         if have:
@@ -159,16 +143,11 @@ class MarketPipeline:
         t2 = perf()
         if have:
             self._send(ev)
-        book_ns = t1 - t0 + early_ns
-        if book.pending:  # the deep levels, after the signal is out
+        book_ns = t1 - t0
+        if book.pending:  # the update's levels, after the signal is out
             t3 = perf()
-            touched = book.flush(oracle.bound_bid, oracle.bound_ask)
+            book.flush()
             book_ns += perf() - t3
-            if touched:
-                self.late_corrections += 1
-                have = oracle.update(book, redo=True)
-                if have:
-                    self._send(ev)
         t4 = perf()
         self.sonar.on_book(book, ev.recv_ns, ev.exch_ns)
         self._gate(ev.recv_ns)
@@ -181,7 +160,7 @@ class MarketPipeline:
         if self._h_book is not None:
             self._h_book.record(book_ns)
         if self._h_oracle is not None:
-            self._h_oracle.record(t2 - t1 - early_ns)
+            self._h_oracle.record(t2 - t1)
         if self._h_signal is not None:
             self._h_signal.record(t2 - t0)
         if self._h_wobi is not None:
@@ -194,12 +173,18 @@ class MarketPipeline:
     def _send(self, ev: BookUpdate) -> None:
         if self.signals is None:
             return
-        if self.oracle.publish(
+        # the book's state bits are the previous update's until this one is applied: a top
+        # crossed or locked by this update is flagged from the levels the signal read
+        o = self.oracle
+        state = self.book.state
+        if o.bid >= o.ask:
+            state |= _LOCKED if o.bid == o.ask else _CROSSED
+        if o.publish(
             self.signals,
             self.instrument.token,
             ev.recv_ns,
             ev.exch_ns,
-            self.book.state,
+            state,
             time.perf_counter_ns(),
         ):
             self.signals_sent += 1

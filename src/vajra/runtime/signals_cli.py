@@ -218,8 +218,8 @@ def _run(
             )
     print(
         f"  signals sent {p.signals_sent:,} (ring overwrites oldest: "
-        f"{ring.stats()['overwritten']:,} never read), deferred levels applied early "
-        f"{p.early_flushes:,}, late corrections {p.late_corrections}, "
+        f"{ring.stats()['overwritten']:,} never read), top reads merged with the update "
+        f"{p.book.merged_reads:,} (fell back to applying it first {p.book.merge_fallbacks:,}), "
         f"book violations {p.book.violations()}"
     )
     return status

@@ -32,6 +32,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from vajra.market.book import L2Book, Violation
@@ -132,6 +133,8 @@ _MS = 1_000_000
 #: Converted price/qty strings kept per parser; the book's top levels repeat all day, and a
 #: dict hit (~30 ns) replaces a decimal parse (~0.6 µs) on most levels of every diff.
 _CACHE_MAX = 1 << 16
+_BAD_PRICE, _OFF_TICK = int(Violation.BAD_PRICE), int(Violation.OFF_TICK)
+_TICK = itemgetter(0)
 _MAX_NS_DIGITS = 20
 
 _DEPTH, _TRADE, _TICKER = 1, 2, 3
@@ -168,13 +171,23 @@ def _ms_to_ns(v: Any) -> int:
     return ms * _MS
 
 
-def _best_first(levels: tuple[tuple[int, int], ...], *, bids: bool) -> tuple[tuple[int, int], ...]:
-    """Order levels best first, the BookUpdate convention (the book applies the levels nearest
-    the touch first and may defer the rest). USD-M diffs list bids ascending, i.e. worst first;
-    a sorted list only needs its ends compared (O(1)), and a reversal is one C-level copy."""
-    if len(levels) > 1 and (levels[0][0] < levels[-1][0]) == bids:
-        return levels[::-1]
-    return levels
+def _best_first(
+    levels: tuple[tuple[int, int], ...], *, bids: bool
+) -> tuple[tuple[tuple[int, int], ...], bool]:
+    """Levels best first (the BookUpdate convention), and whether their ticks are unique, i.e.
+    the update is `ordered` and the book may merge it into a read before applying it. Binance
+    lists USD-M bids ascending (worst first) and asks ascending: the sort by tick is a C-level
+    timsort over int keys, linear on such runs; the uniqueness test is one C-level set. A list
+    with a repeated tick keeps its order (the last one wins when applied) and is not ordered.
+    """
+    if len(levels) < 2:
+        return levels, True
+    out = tuple(sorted(levels, key=_TICK, reverse=bids))
+    if len(set(map(_TICK, out))) == len(out):
+        return out, True
+    if (levels[0][0] < levels[-1][0]) == bids:
+        return levels[::-1], False
+    return levels, False
 
 
 class BinanceParser:
@@ -203,8 +216,9 @@ class BinanceParser:
 
     Prices and quantities are converted with the instrument's `price_units`/`qty_units`:
     exact integers, never floats; a value with more decimals than the instrument's scale is
-    `Malformed(OFF_GRID)`, a negative one `Malformed(NEGATIVE)`. Whether a price is on the
-    tick grid is the book's invariant (`Violation.OFF_TICK`), not the parser's.
+    `Malformed(OFF_GRID)`, a negative one `Malformed(NEGATIVE)`. Book levels become ticks here:
+    a level priced zero or off the tick grid is dropped from the update and its bit set in
+    `BookUpdate.rejects` (`Violation.BAD_PRICE`/`OFF_TICK`), which the book counts as its own.
     """
 
     __slots__ = (
@@ -212,6 +226,7 @@ class BinanceParser:
         "_qty_cache",
         "_streams",
         "_sym",
+        "_tick_cache",
         "instrument",
         "malformed",
         "parsed",
@@ -232,6 +247,7 @@ class BinanceParser:
             self._streams[f"{sym}@depth@{speed}"] = _DEPTH
         self._price_cache: dict[str, int] = {}
         self._qty_cache: dict[str, int] = {}
+        self._tick_cache: dict[str, int] = {}
         #: events produced, and Malformed events per `Reason`
         self.parsed = 0
         self.malformed: dict[str, int] = dict.fromkeys(Reason, 0)
@@ -302,32 +318,44 @@ class BinanceParser:
         prev = -1 if pu is None else _int(pu)
         if first < 0 or last < first or prev < -1:
             raise _Bad(Reason.BAD_IDS)
+        bids, fb = self._levels(d["b"])
+        asks, fa = self._levels(d["a"])
+        bids, ob = _best_first(bids, bids=True)
+        asks, oa = _best_first(asks, bids=False)
         return BookUpdate(
             self.token,
             recv_ns,
             self._exch_ns(d),
-            _best_first(self._levels(d["b"]), bids=True),
-            _best_first(self._levels(d["a"]), bids=False),
+            bids,
+            asks,
             False,
             first,
             last,
             prev,
+            fb | fa,
+            ob and oa,
         )
 
     def _snapshot(self, d: dict[str, Any], recv_ns: int) -> BookUpdate:
         last = _int(d["lastUpdateId"])
         if last < 0:
             raise _Bad(Reason.BAD_IDS)
+        bids, fb = self._levels(d["bids"])
+        asks, fa = self._levels(d["asks"])
+        bids, ob = _best_first(bids, bids=True)
+        asks, oa = _best_first(asks, bids=False)
         return BookUpdate(
             self.token,
             recv_ns,
             self._exch_ns(d),
-            _best_first(self._levels(d["bids"]), bids=True),
-            _best_first(self._levels(d["asks"]), bids=False),
+            bids,
+            asks,
             True,
             0,
             last,
             -1,
+            fb | fa,
+            ob and oa,
         )
 
     def _trade(self, d: dict[str, Any], recv_ns: int) -> Trade:
@@ -367,25 +395,44 @@ class BinanceParser:
                 return 0
         return _ms_to_ns(e)
 
-    def _levels(self, rows: Any) -> tuple[tuple[int, int], ...]:
+    def _levels(self, rows: Any) -> tuple[tuple[tuple[int, int], ...], int]:
+        """Book levels -> (tick, qty) pairs, and the `Violation` bits of the levels dropped
+        because their price is zero or off the tick grid (see `vajra.market.book.tick_levels`).
+        """
         if type(rows) is not list:
             raise _Bad(Reason.BAD_FIELD_TYPE)
         # The per-level loop is the parser's hot spot (60 levels per USD-M diff on average):
-        # cache lookups are inlined rather than going through `_price`/`_qty`.
-        pc, qc = self._price_cache, self._qty_cache
+        # cache lookups are inlined rather than going through `_tick`/`_qty`. A cached tick
+        # below 1 is minus the Violation bit that rejects its price.
+        tc, qc = self._tick_cache, self._qty_cache
         out: list[tuple[int, int]] = []
+        flags = 0
         for row in rows:
             if type(row) is not list or len(row) != 2:
                 raise _Bad(Reason.BAD_FIELD_TYPE)
             p, q = row
-            pv = pc.get(p)
-            if pv is None:
-                pv = self._convert(p, self.instrument.price_units, pc)
+            t = tc.get(p)
+            if t is None:
+                t = self._tick(p)
             qv = qc.get(q)
             if qv is None:
                 qv = self._convert(q, self.instrument.qty_units, qc)
-            out.append((pv, qv))
-        return tuple(out)
+            if t > 0:
+                out.append((t, qv))
+            else:
+                flags |= -t
+        return tuple(out), flags
+
+    def _tick(self, text: Any) -> int:
+        pv = self._price(text)
+        tick = self.instrument.tick
+        t = pv // tick
+        if pv <= 0 or t * tick != pv:
+            t = -(_BAD_PRICE if pv <= 0 else _OFF_TICK)
+        if len(self._tick_cache) >= _CACHE_MAX:
+            self._tick_cache.clear()
+        self._tick_cache[text] = t
+        return t
 
     def _price(self, text: Any) -> int:
         v = self._price_cache.get(text)

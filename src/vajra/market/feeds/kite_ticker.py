@@ -38,9 +38,10 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from vajra.market.book import tick_levels
 from vajra.market.events import BookUpdate, Malformed, Quote
 
 #: "You can subscribe for up to 3000 instruments on a single WebSocket connection."
@@ -222,10 +223,14 @@ class KiteTickerParser:
     a snapshot `BookUpdate` of the five-level depth and a `Quote` of the top level.
     """
 
-    __slots__ = ("_events", "stats")
+    __slots__ = ("_events", "_ticks", "stats")
 
-    def __init__(self) -> None:
+    def __init__(self, ticks: Mapping[int, int] | None = None) -> None:
+        """`ticks`: tick size per instrument token in wire price units (paise for equity and
+        F&O), from the instrument master, so depth levels become tick indexes of each
+        instrument's grid. A token without an entry gets a tick of one wire unit."""
         self._events: list[KiteEvent] = []
+        self._ticks: Mapping[int, int] = ticks if ticks is not None else {}
         self.stats = KiteParserStats()
 
     def events(self) -> list[KiteEvent]:
@@ -354,18 +359,13 @@ class KiteTickerParser:
         if segment == SEGMENT_INDICES:
             return
         # An entry with price 0 and qty 0 is an empty slot (a thin book), not a level. Any
-        # other entry is passed on as sent, so a zero-qty level at a real price reaches the
-        # book, whose snapshot invariant flags it instead of this decoder hiding it.
-        out.append(
-            BookUpdate(
-                token,
-                recv_ns,
-                exch_ns,
-                tuple([(p, q) for p, q, _ in bids if p or q]),
-                tuple([(p, q) for p, q, _ in asks if p or q]),
-                snapshot=True,
-            )
-        )
+        # other entry is passed on: a zero-qty level at a real price reaches the book, whose
+        # snapshot invariant flags it, and a price off the grid (or a zero price with a
+        # quantity) is dropped and flagged in `rejects`, instead of this decoder hiding it.
+        tick = self._ticks.get(token, 1)
+        tb, fb = tick_levels([(p, q) for p, q, _ in bids if p or q], tick)
+        ta, fa = tick_levels([(p, q) for p, q, _ in asks if p or q], tick)
+        out.append(BookUpdate(token, recv_ns, exch_ns, tb, ta, snapshot=True, rejects=fb | fa))
         bid = bids[0]
         ask = asks[0]
         out.append(Quote(token, recv_ns, exch_ns, bid[0], bid[1], ask[0], ask[1]))

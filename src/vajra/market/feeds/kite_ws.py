@@ -33,7 +33,7 @@ import random
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -122,6 +122,7 @@ class KiteTickerFeed:
         open_timeout_s: float = 10.0,
         close_timeout_s: float = 1.0,
         rng: random.Random | None = None,
+        ticks: Mapping[int, int] | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.query:
@@ -134,7 +135,7 @@ class KiteTickerFeed:
         self._url = f"{url}?{query}"
         self._on_event = on_event
         self.subscriptions = subscriptions if subscriptions is not None else KiteSubscriptions()
-        self.parser = KiteTickerParser()
+        self.parser = KiteTickerParser(ticks)  # tick size per token, for book levels
         self._backoff = backoff if backoff is not None else Backoff()
         self._stale_after_s = stale_after_s
         self._open_timeout_s = open_timeout_s

@@ -33,7 +33,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from vajra.market.book import L2Book
+from vajra.market.book import L2Book, tick_levels
 from vajra.market.events import BookUpdate, Malformed, MarketEvent, Side, Trade
 from vajra.market.instruments import Instrument, Segment
 
@@ -388,7 +388,9 @@ class LobsterBook:
             recv, exch = self.book.last_recv_ns, self.book.last_exch_ns
         else:
             recv, exch = msg.time_ns, self.midnight_ns + msg.time_ns
-        update = BookUpdate(self.token, recv, exch, row.bids, row.asks, snapshot=True)
+        bids, fb = tick_levels(row.bids, self.tick)
+        asks, fa = tick_levels(row.asks, self.tick)
+        update = BookUpdate(self.token, recv, exch, bids, asks, snapshot=True, rejects=fb | fa)
         self.book.apply(update)
         self._set_edges(row)
         if msg is None:
@@ -442,16 +444,16 @@ class LobsterBook:
         book = self.book
         px = msg.price
         t = px // self.tick
-        if msg.direction is Side.BID:
-            cur = book.bids.get(t, 0)
-            new = cur + delta
-            update = BookUpdate(self.token, recv, exch, ((px, new),), ())
+        bid = msg.direction is Side.BID
+        cur = (book.bids if bid else book.asks).get(t, 0)
+        new = cur + delta
+        level, rejects = tick_levels(((px, new),), self.tick)
+        if bid:
+            update = BookUpdate(self.token, recv, exch, level, (), rejects=rejects)
         else:
-            cur = book.asks.get(t, 0)
-            new = cur + delta
-            update = BookUpdate(self.token, recv, exch, (), ((px, new),))
+            update = BookUpdate(self.token, recv, exch, (), level, rejects=rejects)
         book.apply(update)
-        if not cur and new > 0 and not px % self.tick:
+        if not cur and new > 0 and not rejects:
             self._level_added(msg.direction is Side.BID, t)
         return update
 
@@ -526,8 +528,11 @@ class LobsterBook:
             self.reconciliations += 1
         if not bids and not asks:
             return None
+        # the row's prices become ticks here, so one off the grid is refused and counted
+        tb, fb = tick_levels(bids, tick)
+        ta, fa = tick_levels(asks, tick)
         update = BookUpdate(
-            self.token, self.book.last_recv_ns, self.book.last_exch_ns, tuple(bids), tuple(asks)
+            self.token, self.book.last_recv_ns, self.book.last_exch_ns, tb, ta, rejects=fb | fa
         )
         self.book.apply(update)
         return update

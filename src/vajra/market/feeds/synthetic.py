@@ -10,10 +10,11 @@ themselves (a Hawkes process per side, branching ratio n < 1), so trades cluster
 is announced in-stream (`PhaseChange`) so detectors can be scored against ground truth.
 `docs/synthetic-flow.md` has the equations, every default and the observable statistics.
 
-Units: prices in paise on the instrument's tick grid; quantities in shares (NSE's unit), always
-whole lots, because for NSE derivatives the lot is the minimum order size and every order is a
-multiple of it. Internally quantities are lots and prices are tick indexes into two flat lists
-spanning the price band, so an event costs a few list reads and writes and the event object.
+Units: trade prices in paise on the instrument's tick grid, book levels as tick indexes (the
+`BookUpdate` convention); quantities in shares (NSE's unit), always whole lots, because for NSE
+derivatives the lot is the minimum order size and every order is a multiple of it. Internally
+quantities are lots and prices are tick indexes into two flat lists spanning the price band, so
+an event costs a few list reads and writes and the event object.
 
 Determinism: one `random.Random(seed)` drives everything, in a fixed order, with no hash(),
 set or dict iteration over user-ordered keys, so a seed gives the same events in every process.
@@ -328,6 +329,7 @@ class SyntheticFeed:
         "_session_mid2",
         "_stale_ns",
         "_t",
+        "_t0",
         "_t_inject",
         "_t_phase_end",
         "_tick",
@@ -386,6 +388,7 @@ class SyntheticFeed:
         self.recv_base_ns = recv_base_ns
         self._tick = tick
         self._px0 = lo * tick
+        self._t0 = lo  # tick index of slot 0 (BookUpdate levels are tick indexes)
         self._lot = inst.lot
         self._hi = hi - lo
         self._rng = random.Random(seed)
@@ -454,10 +457,10 @@ class SyntheticFeed:
 
     def snapshot(self) -> BookUpdate:
         """The whole current book as a snapshot (late joiners; O(band width), not per event)."""
-        tick, px0, lot = self._tick, self._px0, self._lot
+        t0, lot = self._t0, self._lot
         bq, aq = self._bq, self._aq
-        bids = tuple((px0 + i * tick, bq[i] * lot) for i in range(self._bb, -1, -1) if bq[i])
-        asks = tuple((px0 + i * tick, aq[i] * lot) for i in range(self._ba, self._hi + 1) if aq[i])
+        bids = tuple((t0 + i, bq[i] * lot) for i in range(self._bb, -1, -1) if bq[i])
+        asks = tuple((t0 + i, aq[i] * lot) for i in range(self._ba, self._hi + 1) if aq[i])
         return BookUpdate(
             self.token,
             self.recv_base_ns + self._t,
@@ -593,7 +596,7 @@ class SyntheticFeed:
             self._t = t + gap
             return Injected(token, recv, exch, kind, gap)
         # a bid one tick above the best ask, then its deletion: one crossed book, then sane
-        glitch = self._px0 + (self._ba + 1) * self._tick
+        glitch = self._t0 + self._ba + 1
         self._seq += 1
         s = self._seq
         self._pending.append(BookUpdate(token, recv, exch, ((glitch, self._lot),), (), False, s, s))
@@ -646,7 +649,7 @@ class SyntheticFeed:
                 return None
         mb += eb
         ms += es
-        tick, px0, lot = self._tick, self._px0, self._lot
+        t0, lot = self._t0, self._lot
         if u < lb:  # limit bid at distance i below the best ask
             i = bisect_right(self._cum, u / lb * lam) + 1
             at = self._ba - i
@@ -663,7 +666,7 @@ class SyntheticFeed:
                 self.token,
                 self.recv_base_ns + t,
                 self.start_ns + t,
-                ((px0 + at * tick, q * lot),),
+                ((t0 + at, q * lot),),
                 (),
                 False,
                 s,
@@ -687,7 +690,7 @@ class SyntheticFeed:
                 self.recv_base_ns + t,
                 self.start_ns + t,
                 (),
-                ((px0 + at * tick, q * lot),),
+                ((t0 + at, q * lot),),
                 False,
                 s,
                 s,
@@ -749,7 +752,7 @@ class SyntheticFeed:
                 self._ba = a
         self._seq += 1
         s = self._seq
-        level = ((self._px0 + at * self._tick, q * self._lot),)
+        level = ((self._t0 + at, q * self._lot),)
         recv, exch = self.recv_base_ns + t, self.start_ns + t
         if bid:
             return BookUpdate(self.token, recv, exch, level, (), False, s, s)
@@ -789,7 +792,7 @@ class SyntheticFeed:
                     first = tr
                 else:
                     pending.append(tr)
-                levels.append((px, q * lot))
+                levels.append((at + self._t0, q * lot))
                 if not left:
                     break
             at += step
@@ -800,9 +803,14 @@ class SyntheticFeed:
         if buy:
             self._adep = dep - n
             self._ba = at
-            pending.append(BookUpdate(token, recv, exch, (), tuple(levels), False, s, s))
+            # the levels a sweep took, best first and one per tick: an ordered update
+            pending.append(
+                BookUpdate(token, recv, exch, (), tuple(levels), False, s, s, ordered=True)
+            )
         else:
             self._bdep = dep - n
             self._bb = at
-            pending.append(BookUpdate(token, recv, exch, tuple(levels), (), False, s, s))
+            pending.append(
+                BookUpdate(token, recv, exch, tuple(levels), (), False, s, s, ordered=True)
+            )
         return first
