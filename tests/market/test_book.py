@@ -211,11 +211,19 @@ def test_lazy_book_reads_the_top_through_a_recorded_update() -> None:
     # unordered updates are applied at once: a merge would need them best first
     b.apply(BookUpdate(1, 0, 0, ((10, 1), (26, 1)), ()))
     assert not b.pending and b.bids[26] == 1
-    # an update that empties the top beyond the walk's reach: read after applying it
+    # a side thinner than the read: the walk saw every book and update level, no fallback
     b.apply(BookUpdate(1, 0, 0, tuple((t, 0) for t in (26, 25, 22, 19, 18, 17)), (), ordered=True))
-    assert b.top(3, px, q, apx, aq)[0] == 1 and px[0] == 10 and b.merge_fallbacks == 1
-    assert not b.pending
+    assert b.top(3, px, q, apx, aq)[0] == 1 and (px[0], q[0]) == (10, 1)
+    assert b.pending and b.merge_fallbacks == 0
     b.check_consistency()
+    # an update that empties the top beyond the walk's reach: read after applying it
+    c = L2Book(INST)
+    c.lazy = True
+    c.apply(BookUpdate(1, 0, 0, ((500, 1), (499, 1), (100, 2)), ((501, 1),), snapshot=True))
+    c.apply(BookUpdate(1, 0, 0, ((500, 0), (499, 0)), (), ordered=True))
+    assert c.top(1, px, q, apx, aq) == (1, 1) and (px[0], q[0]) == (100, 2)
+    assert c.merge_fallbacks == 1 and not c.pending
+    c.check_consistency()
 
 
 def test_sparse_book_top_falls_back_to_a_heap_scan() -> None:

@@ -134,14 +134,16 @@ def _merge_bids(
     if start <= 0 or n <= 0:  # an empty side that the update leaves empty
         return 0
     ut = levels[j][0] if j < nu else _NO_TICK  # the next update tick the walk will meet
-    k = 0
+    k = seen = 0  # levels found; book levels walked past (to know when the side is all seen)
     for t in range(start, start - n * _WALK_PER_LEVEL, -1):
         if t == ut:
             q = levels[j][1]
             j += 1
             ut = levels[j][0] if j < nu else _NO_TICK
-            if q < 0:  # the book refuses it (BAD_QTY): the old level stays
-                q = book.get(t, 0)
+            if t in book:
+                seen += 1
+                if q < 0:  # the book refuses it (BAD_QTY): the old level stays
+                    q = book[t]
             if q > 0:
                 px[k] = t
                 qs[k] = q
@@ -149,12 +151,14 @@ def _merge_bids(
                 if k == n:
                     return k
         elif t in book:
+            seen += 1
             px[k] = t
             qs[k] = book[t]
             k += 1
             if k == n:
                 return k
-    return -1
+    # fewer than n: the whole side if every book level and every update level was walked
+    return k if seen == len(book) and j >= nu else -1
 
 
 def _merge_asks(
@@ -172,14 +176,16 @@ def _merge_asks(
     if start == NO_ASK or n <= 0:  # an empty side that the update leaves empty
         return 0
     ut = levels[j][0] if j < nu else _NO_TICK
-    k = 0
+    k = seen = 0
     for t in range(start, start + n * _WALK_PER_LEVEL):
         if t == ut:
             q = levels[j][1]
             j += 1
             ut = levels[j][0] if j < nu else _NO_TICK
-            if q < 0:
-                q = book.get(t, 0)
+            if t in book:
+                seen += 1
+                if q < 0:
+                    q = book[t]
             if q > 0:
                 px[k] = t
                 qs[k] = q
@@ -187,12 +193,13 @@ def _merge_asks(
                 if k == n:
                     return k
         elif t in book:
+            seen += 1
             px[k] = t
             qs[k] = book[t]
             k += 1
             if k == n:
                 return k
-    return -1
+    return k if seen == len(book) and j >= nu else -1
 
 
 class L2Book:
