@@ -62,6 +62,10 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from vajra.bench import signals
 
         return signals.main(rest)
+    if args.what == "execution":
+        from vajra.bench import execution
+
+        return execution.main(rest)
     if args.what == "render":
         import json
 
@@ -76,6 +80,10 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
             from vajra.bench import signals
 
             print(signals.render(data))
+        elif "decision" in data:  # a `vajra bench execution --json` result
+            from vajra.bench import execution
+
+            print(execution.render(data))
         else:
             print(ipc.render_table(data))
         return 0
@@ -135,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
-    b.add_argument("what", choices=["ipc", "signals", "render"])
+    b.add_argument("what", choices=["ipc", "signals", "execution", "render"])
+
+    j = sub.add_parser(
+        "journal", help="the order journal: `vajra journal export DB OUT.csv`", add_help=False
+    )
+    j.add_argument("action", choices=["export"])
 
     s = sub.add_parser("shm", help="list Vajra shared-memory segments or remove stale ones")
     s.add_argument("action", choices=["ls", "clean"], nargs="?", default="ls")
@@ -150,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "bench":
             return cmd_bench(args, rest)
+        if args.cmd == "journal":
+            from vajra.journal import export
+
+            return export.main(rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         if args.cmd == "doctor":

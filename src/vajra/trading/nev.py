@@ -83,21 +83,53 @@ def evaluate(
     """Fill `out` for one candidate and return its NEV (paise). `mid2` is bid + ask in ticks
     (twice the mid, an integer); `ahead` the units queued before us at `price`; `rate` the
     recent traded units per second at the touch; `strength` the signal in [-1, 1]."""
-    fair = (mid2 * 0.5 + edge_ticks) * tick  # price units
+    total, stt = cost(price, qty)
+    return evaluate_fast(
+        out,
+        cfg.adverse_spread_frac,
+        cfg.horizon_ns * 1e-9 * rate
+        if rate * cfg.horizon_ns * 1e-9 > cfg.min_rate
+        else cfg.min_rate,
+        buy,
+        price,
+        qty,
+        (mid2 * 0.5 + edge_ticks) * tick,
+        tick,
+        strength,
+        spread_ticks,
+        ahead,
+        marketable,
+        total,
+        stt,
+    )
+
+
+def evaluate_fast(
+    out: NevParts,
+    adverse_frac: float,
+    m: float,
+    buy: bool,
+    price: int,
+    qty: int,
+    fair: float,
+    tick: int,
+    strength: float,
+    spread_ticks: int,
+    ahead: int,
+    marketable: bool,
+    total: float,
+    stt: float,
+) -> float:
+    """`evaluate` for a decision loop: positional arguments (a keyword call costs ~1 µs on
+    3.13t), the fair price, the expected traded volume over the horizon `m` (> 0) and the
+    round-trip cost computed once per decision (it moves by < 0.01% between adjacent ticks)."""
     per_unit = (fair - price) if buy else (price - fair)
     edge = per_unit * qty
-    total, stt = cost(price, qty)
     aligned = strength if buy else -strength
     if aligned < 0.0:
         aligned = 0.0
-    adverse = cfg.adverse_spread_frac * spread_ticks * tick * qty * (1.0 - aligned)
-    if marketable:
-        p = 1.0
-    else:
-        m = rate * cfg.horizon_ns * 1e-9
-        if m < cfg.min_rate:
-            m = cfg.min_rate
-        p = math.exp(-ahead / m) if ahead > 0 else 1.0
+    adverse = adverse_frac * spread_ticks * tick * qty * (1.0 - aligned)
+    p = 1.0 if marketable or ahead <= 0 else math.exp(-ahead / m)
     value = p * (edge - total - adverse)
     out.value = value
     out.p_fill = p

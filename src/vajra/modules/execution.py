@@ -1,0 +1,333 @@
+"""Execution: signals in, passive limit orders out, each cancelled 200 ms after its ack.
+
+Policy, per Signal (the hot path, `on_signal`):
+1. Trade only when allowed: Sentinel not in LOCKDOWN/KILLED, the zero-trust gate open, the
+   signal strong enough (|strength| >= `min_strength`). The side is the signal's.
+2. Candidates on the tick grid, passive first: join the touch, then up to `ladder_levels - 1`
+   levels behind it (`level_step_ticks` apart); improve the touch by one tick only when the
+   spread leaves room and |strength| >= `improve_strength`; cross the spread only when
+   `allow_cross` is set. Every candidate must sit inside Limit Price Protection and (unless
+   `otr_band` is off) inside the OTR-exempt band around the last traded price; size is
+   `order_lots` lots, never above the freeze quantity; never a MARKET order.
+3. NEV for each (`vajra.trading.nev`): P(fill) from the queue ahead at that price and the
+   recent trade rate over the order's life, times edge minus round-trip costs minus adverse
+   selection. Up to `ladder_orders` working orders per side, best NEV first, each only if NEV
+   clears the threshold. OTR pressure above `otr_pause` pauses new entries (the ladder
+   widens and thins before the ceiling is near, instead of being refused at it).
+4. Everything goes through the `OrderGateway` (kill word, Sentinel, rate limit, OTR).
+
+Housekeeping, on every loop iteration (`on_tick`): apply venue answers; start each acked
+passive order's cancel timer (`cancel_after_ns` from the moment we saw the ack); send the
+cancels that are due (the timing wheel; their lateness against the deadline is recorded);
+cancel orders the signal has turned against; on Sentinel's cancel-all edge (LOCKDOWN, KILLED)
+cancel everything and keep retrying what the broker's limits held back.
+
+States (NautilusTrader's, explicit): ACTIVE (quoting), REDUCING (gate closed or signal weak:
+no new entries, working orders run out), HALTED (Sentinel says no: everything cancelled).
+
+Owned by one thread; the caller passes `now_ns` (`perf_counter_ns` live, simulated in tests).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from vajra.market.events import Side
+from vajra.market.instruments import Instrument
+from vajra.modules.sentinel import EmergencyState
+from vajra.trading.gateway import OrderGateway, WriteResult
+from vajra.trading.nev import NevConfig, NevParts, RoundTripCost, evaluate_fast
+from vajra.trading.orders import WORKING_STATES, OrderState, Outcome
+from vajra.trading.orders import RttKind as OrderRtt
+from vajra.trading.timers import TimerWheel
+from vajra.venues.base import PlaceRequest, TimeInForce
+
+
+class ExecState(enum.IntEnum):
+    ACTIVE = 0
+    REDUCING = 1
+    HALTED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    cancel_after_ns: int = 200_000_000  # every unfilled passive order, after its ack
+    ladder_orders: int = 2  # K: working orders per side at most
+    ladder_levels: int = 3  # M: price levels considered, from the touch back
+    level_step_ticks: int = 1
+    order_lots: int = 1
+    min_strength: float = 0.3
+    improve_strength: float = 0.7
+    allow_cross: bool = False
+    otr_band: bool = True  # stay inside the OTR-exempt band (±0.75% of LTP for cash/futures)
+    otr_band_bp: int = 75
+    lpp_bp: int = 300  # Limit Price Protection band around the reference price (futures ~3%)
+    otr_pause: float = 0.9  # OTR pressure (0..1) at which new entries pause
+    trade_rate_halflife_ns: int = 2_000_000_000  # the trade-rate estimate's memory
+    tag: str = "vajra"
+    nev: NevConfig = field(default_factory=NevConfig)
+
+    def __post_init__(self) -> None:
+        if self.cancel_after_ns <= 0 or self.ladder_orders < 1 or self.ladder_levels < 1:
+            raise ValueError("execution: cancel_after_ns > 0, ladder_orders and levels >= 1")
+        if self.order_lots < 1 or self.level_step_ticks < 1 or not 0 < self.otr_pause <= 1:
+            raise ValueError("execution: order_lots, level_step_ticks >= 1; 0 < otr_pause <= 1")
+        if not 0 <= self.min_strength <= self.improve_strength <= 1:
+            raise ValueError("execution: 0 <= min_strength <= improve_strength <= 1")
+
+
+class Execution:
+    """One instrument's execution. See the module docstring."""
+
+    def __init__(
+        self,
+        cfg: ExecutionConfig,
+        gateway: OrderGateway,
+        instrument: Instrument,
+        cost: RoundTripCost,
+        now_ns: int,
+    ) -> None:
+        self.cfg = cfg
+        self.gw = gateway
+        self.inst = instrument
+        self.cost = cost
+        self.tick = instrument.tick
+        self.qty = cfg.order_lots * instrument.lot
+        if instrument.freeze_qty and self.qty > instrument.freeze_qty:
+            raise ValueError(
+                f"order size {self.qty} is above the freeze quantity {instrument.freeze_qty}"
+            )
+        self.state = ExecState.REDUCING
+        self.wheel = TimerWheel(now_ns)
+        self.nev = NevParts()  # the last order's NEV parts, for the dashboard
+        self._cand = NevParts()
+        #: working orders of ours per side: tick -> client id
+        self.working: dict[Side, dict[int, int]] = {Side.BID: {}, Side.ASK: {}}
+        self._outcomes: list[Outcome] = []
+        self._due: list[tuple[int, int]] = []
+        self._rate = 0.0  # traded units per second, decayed
+        self._rate_t = now_ns
+        self.ltp = 0  # last traded price, price units
+        self._cancel_all = False
+        # counters and measurements
+        self.signals = 0
+        self.placed = 0
+        self.cancels_sent = 0
+        self.timer_cancels = 0
+        self.cancel_lateness_ns: list[int] = []  # each timer cancel: sent - deadline
+        self.decision_ns: list[int] = []  # signal in -> last write out, per signal that wrote
+
+    # -- market inputs --------------------------------------------------------------------------
+
+    def on_trade(self, price: int, qty: int, now_ns: int) -> None:
+        """A market trade: the last traded price and the trade-rate estimate (an exponentially
+        decayed count: rate = decayed units / decay time constant)."""
+        self.ltp = price
+        dt = now_ns - self._rate_t
+        if dt > 0:
+            self._rate *= 0.5 ** (dt / self.cfg.trade_rate_halflife_ns)
+            self._rate_t = now_ns
+        self._rate += qty / (self.cfg.trade_rate_halflife_ns * 1.4426950408889634e-9)
+
+    def trade_rate(self, now_ns: int) -> float:
+        dt = now_ns - self._rate_t
+        return self._rate * 0.5 ** (dt / self.cfg.trade_rate_halflife_ns) if dt > 0 else self._rate
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def on_signal(
+        self,
+        now_ns: int,
+        bid: int,
+        ask: int,
+        bid_qty: int,
+        ask_qty: int,
+        strength: float,
+        edge_ticks: float,
+        gate_open: bool,
+    ) -> int:
+        """Decide on one Signal (`bid`/`ask` in ticks); returns the orders placed. Cost: ~2 µs
+        of checks, ~5 µs of NEV per candidate (M + 1 at most), ~5 µs per order written."""
+        self.signals += 1
+        if not self.gw.sentinel.ok:
+            self.state = ExecState.HALTED
+            return 0
+        if ask <= bid or bid <= 0:
+            return 0  # a crossed or empty top: nothing sane to quote against
+        buy = strength > 0
+        mine = self.working[Side.BID if buy else Side.ASK]
+        theirs = self.working[Side.ASK if buy else Side.BID]
+        placed = self._decide(
+            now_ns, buy, mine, bid, ask, bid_qty, ask_qty, strength, edge_ticks, gate_open
+        )
+        if theirs:  # the signal turned: the other side's orders are against it now (their
+            # cancels follow the new order: they do not cross it, and it is the urgent write)
+            for cid in list(theirs.values()):
+                self._cancel(cid, now_ns)
+        return placed
+
+    def _decide(
+        self,
+        now_ns: int,
+        buy: bool,
+        mine: dict[int, int],
+        bid: int,
+        ask: int,
+        bid_qty: int,
+        ask_qty: int,
+        strength: float,
+        edge_ticks: float,
+        gate_open: bool,
+    ) -> int:
+        cfg = self.cfg
+        a = strength if buy else -strength
+        if not gate_open or a < cfg.min_strength:
+            self.state = ExecState.REDUCING
+            return 0
+        if self.gw.budgets.otr.pressure() >= cfg.otr_pause:
+            self.state = ExecState.REDUCING
+            return 0
+        self.state = ExecState.ACTIVE
+        room = cfg.ladder_orders - len(mine)
+        if room <= 0:
+            return 0
+        tick = self.tick
+        spread = ask - bid
+        mid2 = bid + ask
+        touch, touch_qty = (bid, bid_qty) if buy else (ask, ask_qty)
+        step = -cfg.level_step_ticks if buy else cfg.level_step_ticks
+        rate = self.trade_rate(now_ns)
+        ref = self.ltp if self.ltp > 0 else mid2 * tick // 2
+        lpp = ref * cfg.lpp_bp // 10_000
+        band = ref * cfg.otr_band_bp // 10_000 if cfg.otr_band else lpp
+        best_v = cfg.nev.threshold_paise
+        best_t = 0
+        cand = self._cand
+        # candidates: one tick better than the touch (empty queue ahead), the touch (its
+        # queue), then levels behind it; the far touch only when crossing is allowed
+        # per decision, not per candidate: the round trip's cost at the touch, the fair price,
+        # the volume expected to trade over an order's life
+        qty = self.qty
+        total, stt = self.cost(touch * tick, qty)
+        fair = (mid2 * 0.5 + edge_ticks) * tick
+        nev = cfg.nev
+        adverse = nev.adverse_spread_frac
+        m = rate * nev.horizon_ns * 1e-9
+        if m < nev.min_rate:
+            m = nev.min_rate
+        improve = spread > 1 and a >= cfg.improve_strength
+        first = touch - step if improve else touch
+        n = cfg.ladder_levels + (1 if improve else 0) + (1 if cfg.allow_cross else 0)
+        for i in range(n):
+            if cfg.allow_cross and i == n - 1:
+                t = ask if buy else bid
+            else:
+                t = first + i * step
+            if t in mine or t <= 0:
+                continue
+            price = t * tick
+            d = price - ref if price >= ref else ref - price
+            if d > lpp or d > band:
+                continue
+            marketable = t >= ask if buy else t <= bid
+            if t == touch:
+                ahead = touch_qty
+            elif marketable or (t > touch if buy else t < touch):
+                ahead = 0
+            else:  # behind the touch: assume the touch's queue again at each level
+                ahead = touch_qty * (1 + (touch - t) // -step)
+            v = evaluate_fast(
+                cand,
+                adverse,
+                m,
+                buy,
+                price,
+                qty,
+                fair,
+                tick,
+                strength,
+                spread,
+                ahead,
+                marketable,
+                total,
+                stt,
+            )
+            if v > best_v:
+                best_v, best_t = v, t
+                _copy(self.nev, cand)
+        if not best_t:
+            return 0
+        cid = self.gw.tracker.next_client_id()
+        req = PlaceRequest(
+            cid,
+            self.inst.token,
+            Side.BID if buy else Side.ASK,
+            best_t * tick,
+            self.qty,
+            TimeInForce.DAY,
+            cfg.tag,
+        )
+        if self.gw.place(req, now_ns) is not WriteResult.SENT:
+            return 0
+        mine[best_t] = cid
+        self.placed += 1
+        return 1
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def on_tick(self, now_ns: int) -> None:
+        """Venue answers, due cancel timers, and Sentinel's verdict; call every loop."""
+        gw = self.gw
+        kill = gw.kill_word()  # every iteration, not only before writes: the kill beats all
+        if kill:
+            gw.sentinel.on_kill_flag(now_ns, kill)
+        out = self._outcomes
+        out.clear()
+        gw.poll(now_ns, out)
+        for oc in out:
+            o = oc.order
+            if o is None or not oc.applied:
+                continue
+            if oc.rtt_kind is OrderRtt.ORDER and oc.state in _WORKING and o.acked:
+                # its first ack (even one arriving after a fill): the cancel clock starts
+                self.wheel.schedule(o.client_id, now_ns + self.cfg.cancel_after_ns)
+            elif oc.state is not None and oc.state in _DONE:
+                self.wheel.cancel(o.client_id)
+                side = self.working[o.side]
+                t = o.price // self.tick
+                if side.get(t) == o.client_id:
+                    del side[t]
+        due = self._due
+        due.clear()
+        if self.wheel.expire(now_ns, due):
+            for cid, deadline in due:
+                if self._cancel(cid, now_ns):
+                    self.timer_cancels += 1
+                    self.cancel_lateness_ns.append(now_ns - deadline)
+        state, cancel_all = gw.sentinel.evaluate(now_ns)
+        if cancel_all:
+            self._cancel_all = True
+        if state >= EmergencyState.LOCKDOWN:
+            self.state = ExecState.HALTED
+        if self._cancel_all:
+            _, held = gw.cancel_all(now_ns)
+            self._cancel_all = held > 0  # retry what the broker's limits held back
+
+    def _cancel(self, cid: int, now_ns: int) -> bool:
+        r = self.gw.cancel(cid, now_ns)
+        if r is WriteResult.SENT:
+            self.cancels_sent += 1
+            return True
+        if r is WriteResult.BUDGET:  # held back by the broker: try again shortly
+            self.wheel.schedule(cid, now_ns + 1_000_000)
+        return False
+
+
+_DONE = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
+_WORKING = frozenset(WORKING_STATES)
+
+
+def _copy(dst: NevParts, src: NevParts) -> None:
+    dst.value, dst.p_fill, dst.edge = src.value, src.p_fill, src.edge
+    dst.costs, dst.stt, dst.adverse = src.costs, src.stt, src.adverse

@@ -1,0 +1,185 @@
+"""Execution on the simulated venue, in simulated time: the 200 ms cancel, the kill flag, the
+RTT lockdown and its re-arm, and budgets that hold under adversarial signal streams."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vajra.bench.execution import BENCH_EXEC, Rig, build
+from vajra.market.events import BookUpdate, Side
+from vajra.modules.execution import ExecState, ExecutionConfig
+from vajra.modules.sentinel import EmergencyState, SentinelConfig
+from vajra.trading.gateway import WriteResult
+from vajra.trading.nev import NevConfig
+from vajra.trading.orders import OrderState
+from vajra.venues.base import PlaceRequest, RejectReason
+from vajra.venues.sim import LatencyModel
+
+MS = 1_000_000
+BID, ASK = 24_500, 24_501  # ticks of the default instrument (Rs 2,450.00 / 2,450.10)
+
+
+def rig(
+    latency: LatencyModel | None = None,
+    cfg: ExecutionConfig = BENCH_EXEC,
+    otr: int = 1_000_000,
+    sentinel: SentinelConfig | None = None,
+) -> Rig:
+    r = build(
+        7,
+        0,
+        latency=latency or LatencyModel.fixed(2 * MS),
+        exec_cfg=cfg,
+        otr_ceiling=otr,
+        sentinel_cfg=sentinel
+        or SentinelConfig(
+            max_notional_per_order=100_000_000,
+            max_position=100_000,
+            max_open_orders=50,
+            feed_stale_ns=10**15,
+            daily_loss_limit=10**12,
+        ),
+    )
+    # a quiet, deep book: nothing trades, so resting orders wait for their cancel
+    snap = BookUpdate(
+        r.inst.token,
+        0,
+        0,
+        tuple((BID - i, 100_000) for i in range(20)),
+        tuple((ASK + i, 100_000) for i in range(20)),
+        snapshot=True,
+    )
+    r.venue.on_market(snap, 0)
+    return r
+
+
+def signal(r: Rig, t: int, strength: float = 0.9, gate: bool = True) -> int:
+    r.sentinel.on_feed(t, t)
+    return r.execution.on_signal(t, BID, ASK, 100_000, 100_000, strength, 0.3, gate)
+
+
+def run(r: Rig, t0: int, t1: int, step: int = MS // 4) -> int:
+    t = t0
+    while t <= t1:
+        r.execution.on_tick(t)
+        t += step
+    return t
+
+
+def test_every_passive_order_is_cancelled_200ms_after_its_ack() -> None:
+    r = rig()
+    ex = r.execution
+    t = 1_000 * MS
+    for _ in range(40):  # a signal every 150 ms: the ladder refills as orders leave
+        signal(r, t)
+        t = run(r, t, t + 150 * MS)
+    t = run(r, t, t + 1_000 * MS)
+    tracker = r.gateway.tracker
+    orders = [o for c in range(1, 1_000) if (o := tracker.get(c)) is not None]
+    assert len(orders) == len(tracker) >= 20 and ex.timer_cancels == len(orders)
+    for o in orders:
+        assert o.state is OrderState.CANCELLED and o.ack_ns
+        # the ack (stamped at the exchange) reaches us 2 ms later and is seen on the next
+        # 250 µs loop; the cancel goes out 200 ms after that, on the loop that finds it due
+        seen = o.ack_ns + 2 * MS
+        assert 200 * MS <= o.cancel_sent_ns - seen <= 200 * MS + MS // 2
+    assert max(ex.cancel_lateness_ns) <= MS // 4  # one loop period
+    assert not tracker.open_orders()
+
+
+def test_kill_flag_stops_every_write_and_cancels_everything_resting() -> None:
+    r = rig()
+    t = 1_000 * MS
+    signal(r, t)
+    t = run(r, t, t + 10 * MS)
+    signal(r, t)
+    t = run(r, t, t + 10 * MS)
+    resting = r.gateway.tracker.open_orders()
+    assert len(resting) == 2 and all(o.state is OrderState.OPEN for o in resting)
+    places = r.venue.stats.orders
+    r.kill[0] = 1  # the monitor set the control block's kill word
+    r.execution.on_tick(t)  # seen within one loop iteration
+    assert r.sentinel.state is EmergencyState.KILLED
+    assert all(o.cancel_sent_ns == t for o in resting)  # the cancel-all went out at once
+    # and a write attempted anyway is refused by the word itself, read before the write
+    req = PlaceRequest(
+        r.gateway.tracker.next_client_id(), r.inst.token, Side.BID, BID * 10, 250, tag="x"
+    )
+    assert r.gateway.place(req, t) is WriteResult.KILLED
+    t = run(r, t, t + 20 * MS)
+    assert not r.gateway.tracker.open_orders()
+    assert all(o.state is OrderState.CANCELLED for o in resting)
+    for _ in range(20):  # nothing new reaches the venue while killed, whatever the signals
+        assert signal(r, t) == 0
+        t = run(r, t, t + 5 * MS)
+    assert r.venue.stats.orders == places
+    assert r.execution.state is ExecState.HALTED
+    r.kill[0] = 0  # clearing the word does not unlatch KILLED: only an explicit reset
+    assert signal(r, t) == 0 and r.sentinel.state is EmergencyState.KILLED
+
+
+def test_lockdown_on_a_latency_spike_cancels_all_and_rearms_after_the_healthy_period() -> None:
+    lat = LatencyModel.fixed(2 * MS)
+    cfg = SentinelConfig(
+        max_notional_per_order=100_000_000,
+        max_position=100_000,
+        max_open_orders=50,
+        feed_stale_ns=10**15,
+        daily_loss_limit=10**12,
+        healthy_ns=5_000 * MS,
+    )
+    r = rig(lat, sentinel=cfg)
+    t = 1_000 * MS
+    lat.spike(t, t + 2_000 * MS, 15 * MS)  # one-way +15 ms: RTT ~34 ms
+    locked_at = 0
+    for _ in range(30):
+        signal(r, t)
+        t = run(r, t, t + 50 * MS)
+        if r.sentinel.state is EmergencyState.LOCKDOWN and not locked_at:
+            locked_at = t
+    assert locked_at, "three slow acks lock down"
+    t = run(r, t, t + 200 * MS)
+    assert not r.gateway.tracker.open_orders()  # cancel-all went out and was answered
+    placed = r.venue.stats.orders
+    # no new order while locked down, and no re-arm before the healthy period
+    while t < locked_at + 4_500 * MS:
+        assert signal(r, t) == 0
+        t = run(r, t, t + 100 * MS)
+    assert r.venue.stats.orders == placed and r.sentinel.state is EmergencyState.LOCKDOWN
+    t = run(r, t, locked_at + 8_000 * MS, step=10 * MS)
+    assert r.sentinel.state is EmergencyState.NORMAL  # the spike is over: re-armed
+    assert signal(r, t) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-1, 1), st.booleans(), st.integers(0, 120)),  # strength, gate, gap ms
+        min_size=50,
+        max_size=400,
+    )
+)
+def test_adversarial_signals_never_break_the_broker_limits_or_the_otr_ceiling(
+    stream: list[tuple[float, bool, int]],
+) -> None:
+    cfg = ExecutionConfig(
+        nev=NevConfig(threshold_paise=-1e15),
+        ladder_orders=4,
+        cancel_after_ns=30 * MS,
+        min_strength=0.0,
+        improve_strength=0.0,
+    )
+    r = rig(cfg=cfg, otr=8)
+    t = 1_000 * MS
+    for strength, gate, gap in stream:
+        signal(r, t, strength, gate)
+        t = run(r, t, t + gap * MS + MS, step=MS)
+    run(r, t, t + 15_000 * MS, step=5 * MS)
+    # the venue enforces Kite's limits itself: it never had to refuse us
+    assert r.venue.stats.rejects[RejectReason.RATE_LIMITED] == 0
+    assert r.venue.stats.cancel_rejects[RejectReason.RATE_LIMITED] == 0
+    # every request the venue saw went through the gateway's budgets
+    assert r.venue.stats.requests == sum(r.gateway.sent.values())
+    otr = r.gateway.budgets.otr
+    assert otr.penalty_orders <= otr.ceiling * max(otr.trades, 1)
