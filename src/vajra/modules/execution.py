@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from vajra.market.events import Side
 from vajra.market.instruments import Instrument
 from vajra.modules.sentinel import EmergencyState
+from vajra.trading.budgets import WriteKind
 from vajra.trading.gateway import OrderGateway, WriteResult
 from vajra.trading.nev import NevConfig, NevParts, RoundTripCost, evaluate_fast
 from vajra.trading.orders import WORKING_STATES, OrderState, Outcome
@@ -110,6 +111,7 @@ class Execution:
         self._rate_t = now_ns
         self.ltp = 0  # last traded price, price units
         self._cancel_all = False
+        self._place_after_ns = 0  # no placement attempt before this (broker limits)
         # counters and measurements
         self.signals = 0
         self.placed = 0
@@ -190,8 +192,8 @@ class Execution:
             return 0
         self.state = ExecState.ACTIVE
         room = cfg.ladder_orders - len(mine)
-        if room <= 0:
-            return 0
+        if room <= 0 or now_ns < self._place_after_ns:
+            return 0  # ladder full, or the broker's limits say no placement before then
         tick = self.tick
         spread = ask - bid
         mid2 = bid + ask
@@ -268,7 +270,11 @@ class Execution:
             TimeInForce.DAY,
             cfg.tag,
         )
-        if self.gw.place(req, now_ns) is not WriteResult.SENT:
+        r = self.gw.place(req, now_ns)
+        if r is not WriteResult.SENT:
+            if r is WriteResult.BUDGET:  # wait for the window instead of asking every signal
+                nxt = self.gw.budgets.limiter.next_allowed_ns(WriteKind.PLACE, now_ns)
+                self._place_after_ns = now_ns + 60_000_000_000 if nxt is None else nxt
             return 0
         mine[best_t] = cid
         self.placed += 1
