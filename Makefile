@@ -35,13 +35,16 @@ run: $(STAMP)  ## doctor, a pinned ring ping-pong, then the synthetic NSE market
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## IPC and signal-path benchmarks; writes bench/{ipc,signals}-latest.{txt,json}
+bench: $(STAMP)  ## IPC, signal-path and execution benchmarks; writes bench/*-latest.{json,txt}
 	$(PY) -m vajra bench ipc --json > bench/ipc-latest.json.tmp
 	mv bench/ipc-latest.json.tmp bench/ipc-latest.json
 	$(PY) -m vajra bench render bench/ipc-latest.json | tee bench/ipc-latest.txt
 	$(PY) -m vajra bench signals --json > bench/signals-latest.json.tmp
 	mv bench/signals-latest.json.tmp bench/signals-latest.json
 	$(PY) -m vajra bench render bench/signals-latest.json | tee bench/signals-latest.txt
+	$(PY) -m vajra bench execution --json > bench/execution-latest.json.tmp
+	mv bench/execution-latest.json.tmp bench/execution-latest.json
+	$(PY) -m vajra bench render bench/execution-latest.json | tee bench/execution-latest.txt
 
 bench-quick: $(STAMP)  ## the same, fewer messages
 	$(PY) -m vajra bench ipc --quick
