@@ -3,6 +3,8 @@ RTT lockdown and its re-arm, and budgets that hold under adversarial signal stre
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +12,7 @@ from vajra.bench.execution import BENCH_EXEC, Rig, build
 from vajra.market.events import BookUpdate, Side
 from vajra.modules.execution import ExecState, ExecutionConfig
 from vajra.modules.sentinel import EmergencyState, SentinelConfig
+from vajra.trading.budgets import WriteKind
 from vajra.trading.gateway import WriteResult
 from vajra.trading.nev import NevConfig
 from vajra.trading.orders import OrderState
@@ -172,9 +175,13 @@ def test_adversarial_signals_never_break_the_broker_limits_or_the_otr_ceiling(
     )
     r = rig(cfg=cfg, otr=8)
     t = 1_000 * MS
+    gw = r.gateway
     for strength, gate, gap in stream:
         signal(r, t, strength, gate)
         t = run(r, t, t + gap * MS + MS, step=MS)
+        for side in (Side.BID, Side.ASK):  # the incremental working count matches a recount
+            working = sum(o.remaining for o in gw.tracker.open_orders() if o.side is side)
+            assert gw._resting(r.inst.token, side) == working
     run(r, t, t + 15_000 * MS, step=5 * MS)
     # the venue enforces Kite's limits itself: it never had to refuse us
     assert r.venue.stats.rejects[RejectReason.RATE_LIMITED] == 0
@@ -183,3 +190,34 @@ def test_adversarial_signals_never_break_the_broker_limits_or_the_otr_ceiling(
     assert r.venue.stats.requests == sum(r.gateway.sent.values())
     otr = r.gateway.budgets.otr
     assert otr.penalty_orders <= otr.ceiling * max(otr.trades, 1)
+
+
+def test_every_write_answer_and_risk_change_is_journaled(tmp_path: Path) -> None:
+    from vajra.journal.journal import Journal, Kind, read_entries
+    from vajra.journal.recover import reconcile, replay
+    from vajra.journal.tap import GatewayJournal
+
+    r = rig()
+    with Journal(tmp_path / "j.db") as j:
+        w = j.writer()
+        j.start()
+        r.gateway.journal = GatewayJournal(w)
+        t = 1_000 * MS
+        for _ in range(6):
+            signal(r, t)
+            t = run(r, t, t + 120 * MS)
+        r.kill[0] = 1
+        t = run(r, t, t + 50 * MS)
+        assert w.flush(5.0)
+    entries = list(read_entries(tmp_path / "j.db"))
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    kinds = [e.kind for e in entries]
+    gw = r.gateway
+    assert kinds.count(Kind.PLACE) == gw.sent[WriteKind.PLACE] >= 3
+    assert kinds.count(Kind.CANCEL) == gw.sent[WriteKind.CANCEL]
+    assert kinds.count(Kind.SENT) == sum(gw.sent.values())
+    assert kinds.count(Kind.ACK) == r.venue.stats.acks
+    assert Kind.RISK in kinds  # NORMAL -> KILLED
+    state = replay(entries)
+    assert not state.open and not gw.tracker.open_orders()  # everything ended, both agree
+    assert not reconcile(state, []).cancel

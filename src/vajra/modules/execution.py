@@ -112,6 +112,7 @@ class Execution:
         self.ltp = 0  # last traded price, price units
         self._cancel_all = False
         self._place_after_ns = 0  # no placement attempt before this (broker limits)
+        self._risk_state = EmergencyState.NORMAL  # the last state journaled
         # counters and measurements
         self.signals = 0
         self.placed = 0
@@ -312,6 +313,10 @@ class Execution:
                     self.timer_cancels += 1
                     self.cancel_lateness_ns.append(now_ns - deadline)
         state, cancel_all = gw.sentinel.evaluate(now_ns)
+        if state != self._risk_state:
+            if gw.journal is not None:
+                gw.journal.risk(int(state), int(self._risk_state), gw.sentinel.reason.name, now_ns)
+            self._risk_state = state
         if cancel_all:
             self._cancel_all = True
         if state >= EmergencyState.LOCKDOWN:

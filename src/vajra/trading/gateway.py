@@ -31,7 +31,7 @@ from vajra.market.instruments import Instrument
 from vajra.modules.sentinel import RttKind as SentinelRtt
 from vajra.modules.sentinel import Sentinel, Verdict
 from vajra.trading.budgets import Budgets, OtrRules, WriteKind
-from vajra.trading.orders import OrderState, OrderTracker, Outcome
+from vajra.trading.orders import Order, OrderState, OrderTracker, Outcome
 from vajra.trading.orders import RttKind as OrderRtt
 from vajra.trading.positions import Portfolio
 from vajra.venues.base import (
@@ -63,9 +63,11 @@ class Journal(Protocol):
         self, kind: WriteKind, req: PlaceRequest | ModifyRequest | CancelRequest, now_ns: int
     ) -> None: ...
 
-    def refusal(self, client_id: int, result: WriteResult, reason: int, now_ns: int) -> None: ...
+    def refusal(self, client_id: int, result: int, reason: int, now_ns: int) -> None: ...
 
     def event(self, ev: VenueEvent, now_ns: int) -> None: ...
+
+    def risk(self, state: int, previous: int, reason: str, now_ns: int) -> None: ...
 
 
 class OrderGateway:
@@ -102,6 +104,9 @@ class OrderGateway:
         self._cost = cost
         self.journal = journal
         self.refused = dict.fromkeys(WriteResult, 0)
+        #: working units per (token, side), and what each order contributes to it
+        self._rest: dict[tuple[int, Side], int] = {}
+        self._counted: dict[int, int] = {}
         self.sent = dict.fromkeys(WriteKind, 0)
         self.last_verdict = Verdict.OK
         #: perf_counter_ns() right after the last place reached the venue: where the
@@ -144,8 +149,9 @@ class OrderGateway:
             return self._refuse(
                 req.client_id, WriteResult.BUDGET, int(self.budgets.last_refusal), now_ns
             )
-        tracker.new(req, now_ns)
+        o = tracker.new(req, now_ns)
         tracker.sent(req.client_id, now_ns)
+        self._track(o)
         self.venue.place(req, now_ns)
         self.last_write_ns = perf_counter_ns()  # the decision benchmark's end mark (~90 ns)
         self.sent[WriteKind.PLACE] += 1
@@ -217,6 +223,7 @@ class OrderGateway:
                 client_id, WriteResult.BUDGET, int(self.budgets.last_refusal), now_ns
             )
         if not self.tracker.cancel_requested(client_id, now_ns):
+            self._track(o)  # it may have ended locally (cancelled before it was sent)
             return WriteResult.NOTHING
         req = CancelRequest(client_id)
         self.venue.cancel(req, now_ns)
@@ -250,6 +257,8 @@ class OrderGateway:
             oc = tracker.apply(ev)
             out.append(oc)
             o = oc.order
+            if o is not None and oc.applied:
+                self._track(o)
             if oc.rtt_kind is OrderRtt.ORDER and o is not None:
                 sentinel.on_rtt(SentinelRtt.ORDER, now_ns - o.sent_ns, now_ns)
             elif oc.rtt_kind is OrderRtt.CANCEL and o is not None:
@@ -284,12 +293,20 @@ class OrderGateway:
     # -- helpers --------------------------------------------------------------------------------
 
     def _resting(self, token: int, side: Side) -> int:
-        """Units resting on one side of one instrument (for the position limit)."""
-        n = 0
-        for o in self.tracker.open_orders():
-            if o.token == token and o.side is side:
-                n += o.remaining
-        return n
+        """Units still working on one side of one instrument (for the position limit), kept
+        incrementally (`_track`): O(1) on the write path."""
+        return self._rest.get((token, side), 0)
+
+    def _track(self, o: Order) -> None:
+        """Re-count one order's working quantity after anything changed it (a place, a fill,
+        a modify answer, its end): the difference goes into its side's total."""
+        new = 0 if o.terminal else o.remaining
+        old = self._counted.pop(o.client_id, 0)
+        if new:
+            self._counted[o.client_id] = new
+        if new != old:
+            key = (o.token, o.side)
+            self._rest[key] = self._rest.get(key, 0) + new - old
 
     def _exempt(self, inst: Instrument, price: int) -> bool:
         ltp = self._ltp(inst.token)
