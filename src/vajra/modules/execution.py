@@ -192,9 +192,8 @@ class Execution:
             self.state = ExecState.REDUCING
             return 0
         self.state = ExecState.ACTIVE
-        room = cfg.ladder_orders - len(mine)
-        if room <= 0 or now_ns < self._place_after_ns:
-            return 0  # ladder full, or the broker's limits say no placement before then
+        # NEV is evaluated on every signal, writing or not: the dashboard shows it live, and
+        # the decision code stays in cache for the rare signal that writes
         tick = self.tick
         spread = ask - bid
         mid2 = bid + ask
@@ -261,6 +260,8 @@ class Execution:
                 _copy(self.nev, cand)
         if not best_t:
             return 0
+        if len(mine) >= cfg.ladder_orders or now_ns < self._place_after_ns:
+            return 0  # ladder full, or the broker's limits say no placement before then
         cid = self.gw.tracker.next_client_id()
         req = PlaceRequest(
             cid,
