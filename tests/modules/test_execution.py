@@ -221,3 +221,45 @@ def test_every_write_answer_and_risk_change_is_journaled(tmp_path: Path) -> None
     state = replay(entries)
     assert not state.open and not gw.tracker.open_orders()  # everything ended, both agree
     assert not reconcile(state, []).cancel
+
+
+def test_restart_reconciles_with_the_journal_and_the_venue_and_cancels_orphans(
+    tmp_path: Path,
+) -> None:
+    """The engine dies with orders resting; a new engine on the same venue replays the
+    journal, asks the venue what is open, and cancels every orphan through its gateway."""
+    from vajra.journal.journal import Journal, read_entries
+    from vajra.journal.recover import reconcile, replay
+    from vajra.journal.tap import GatewayJournal
+
+    first = rig()
+    db = tmp_path / "j.db"
+    with Journal(db) as j:
+        w = j.writer()
+        j.start()
+        first.gateway.journal = GatewayJournal(w)
+        t = 1_000 * MS
+        for _ in range(2):
+            signal(first, t)
+            t = run(first, t, t + 10 * MS)
+        assert w.flush(5.0)
+    resting = [o.client_id for o in first.gateway.tracker.open_orders()]
+    assert len(resting) == 2  # the engine "dies" here: nothing cancels them
+    venue = first.venue
+
+    second = rig()
+    second.venue = second.gateway.venue = venue  # the same exchange, a new engine
+    state = replay(read_entries(db))
+    venue_open = [o.client_id for o in venue.open_orders()]
+    rec = reconcile(state, venue_open)
+    assert sorted(rec.cancel) == sorted(resting) == sorted(rec.expected) and rec.clean
+    terms = {
+        cid: (v.token, v.side, v.price, v.qty, v.filled)
+        for cid, v in state.orders.items()
+        if cid in rec.cancel
+    }
+    sent, held = second.gateway.restore(terms, list(rec.cancel), rec.next_client_id, t)
+    assert (sent, held) == (2, 0)
+    t = run(second, t, t + 20 * MS)
+    assert not venue.open_orders() and not second.gateway.tracker.open_orders()
+    assert second.gateway.tracker.next_client_id() == rec.next_client_id  # no id reused

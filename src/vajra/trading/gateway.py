@@ -215,9 +215,10 @@ class OrderGateway:
         if o is None or o.terminal:
             return self._refuse(client_id, WriteResult.NOTHING, 0, now_ns)
         repeat = o.cancel_sent_ns != 0
-        inst = self.instruments[o.token]
+        inst = self.instruments.get(o.token)  # None: an orphan adopted with no known terms
+        exempt = self._exempt(inst, o.price) if inst is not None else False
         if not self.budgets.try_acquire(
-            WriteKind.CANCEL, now_ns, exempt=self._exempt(inst, o.price), repeat_cancel=repeat
+            WriteKind.CANCEL, now_ns, exempt=exempt, repeat_cancel=repeat
         ):
             return self._refuse(
                 client_id, WriteResult.BUDGET, int(self.budgets.last_refusal), now_ns
@@ -240,6 +241,34 @@ class OrderGateway:
             if o.cancel_sent_ns:
                 continue
             r = self.cancel(o.client_id, now_ns)
+            if r is WriteResult.SENT:
+                sent += 1
+            elif r is WriteResult.BUDGET:
+                held += 1
+        return sent, held
+
+    def restore(
+        self,
+        open_orders: Mapping[int, tuple[int, Side, int, int, int]],
+        venue_open: list[int],
+        next_client_id: int,
+        now_ns: int,
+    ) -> tuple[int, int]:
+        """Restart reconciliation: every order the venue lists open is an orphan (no strategy
+        state survives a restart to manage it), so each is adopted into the registry and
+        cancelled through the normal path (budgets included). `open_orders` is what the journal
+        knows of them: client id -> (token, side, price, qty, filled); an order the venue lists
+        that the journal does not know is adopted with no terms and cancelled all the same.
+        Client ids restart at `next_client_id`. Returns (cancels sent, held back by the broker's
+        limits; the caller's loop retries those with `cancel_all`)."""
+        tracker = self.tracker
+        tracker.advance_client_ids(next_client_id - 1)
+        sent = held = 0
+        for cid in venue_open:
+            token, side, price, qty, filled = open_orders.get(cid, (0, Side.BID, 1, 1, 0))
+            o = tracker.adopt(cid, token, side, price, qty, filled, now_ns)
+            self._track(o)
+            r = self.cancel(cid, now_ns)
             if r is WriteResult.SENT:
                 sent += 1
             elif r is WriteResult.BUDGET:
@@ -280,10 +309,11 @@ class OrderGateway:
             ):
                 # the order ended: release its reserved cancel; a venue expiry (IOC rest,
                 # session end) counts as a cancellation we did not send
+                inst = self.instruments.get(o.token)
                 budgets.otr.on_order_done(
                     o.cancel_sent_ns != 0,
                     system_cancel=oc.state is OrderState.EXPIRED,
-                    exempt=self._exempt(self.instruments[o.token], o.price),
+                    exempt=self._exempt(inst, o.price) if inst is not None else False,
                 )
             if self.journal is not None:
                 self.journal.event(ev, now_ns)

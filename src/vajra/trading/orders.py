@@ -503,6 +503,37 @@ class OrderTracker:
             self._next_id = cid + 1
         return o
 
+    def adopt(
+        self,
+        client_id: int,
+        token: int,
+        side: Side,
+        price: int,
+        qty: int,
+        filled: int,
+        now_ns: int,
+        venue_id: str = "",
+    ) -> Order:
+        """Take over an order already at the venue from an earlier run (restart reconciliation:
+        the journal and the venue list it open). It is registered as sent and accepted, with
+        what the journal knows filled, so a cancel of it goes through the normal path and its
+        answers apply as any order's. Its fill notional is unknown (0): positions come from
+        the journal's fills, not from here."""
+        if type(client_id) is not int or client_id < 1 or client_id in self._orders:
+            raise OrderError(f"client id {client_id!r} is not a fresh positive int")
+        o = Order(client_id, token, side, price, qty, TimeInForce.DAY, "", now_ns)
+        o.filled = filled
+        o.venue_id = venue_id
+        o.sent_ns = o.ack_ns = now_ns
+        o.flags = _SENT | _ACKED | _ACCEPTED
+        self._orders[client_id] = o
+        self._by_state[OrderState.NEW] += 1
+        self._open[client_id] = o
+        self._move(o, _W)  # OPEN, or PARTIALLY_FILLED / FILLED by what already filled
+        if client_id >= self._next_id:
+            self._next_id = client_id + 1
+        return o
+
     def sent(self, client_id: int, now_ns: int) -> bool:
         """Record that the place goes out now; the order RTT runs from here. False: the order
         is no longer NEW (cancelled locally meanwhile, or sent already): do not send it."""
