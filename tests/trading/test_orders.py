@@ -859,3 +859,17 @@ ReorderingVenue.TestCase.settings = settings(
     max_examples=400, stateful_step_count=80, deadline=None
 )
 test_reordering_venue = ReorderingVenue.TestCase
+
+
+def test_new_and_sent_in_one_call_equals_the_two_calls() -> None:
+    a, b = OrderTracker(), OrderTracker()
+    req = PlaceRequest(1, 7, Side.BID, 10_000, 5)
+    oa = a.new(req, 100)
+    a.sent(1, 100)
+    ob = b.new(req, 100, sent=True)
+    assert (oa.state, oa.flags, oa.sent_ns) == (ob.state, ob.flags, ob.sent_ns)
+    assert a.counts() == b.counts()
+    assert [o.client_id for o in a.open_orders()] == [o.client_id for o in b.open_orders()]
+    assert not b.sent(1, 200)  # already sent: nothing to send again
+    ack = Ack(1, "v1", 150)
+    assert a.apply(ack)[2:] == b.apply(ack)[2:]  # all but the order objects themselves

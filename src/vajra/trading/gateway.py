@@ -149,8 +149,7 @@ class OrderGateway:
             return self._refuse(
                 req.client_id, WriteResult.BUDGET, int(self.budgets.last_refusal), now_ns
             )
-        o = tracker.new(req, now_ns)
-        tracker.sent(req.client_id, now_ns)
+        o = tracker.new(req, now_ns, sent=True)
         self._track(o)
         self.venue.place(req, now_ns)
         self.last_write_ns = perf_counter_ns()  # the decision benchmark's end mark (~90 ns)

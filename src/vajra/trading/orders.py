@@ -487,7 +487,7 @@ class OrderTracker:
 
     # -- local requests ----------------------------------------------------------------------
 
-    def new(self, req: PlaceRequest, now_ns: int) -> Order:
+    def new(self, req: PlaceRequest, now_ns: int, sent: bool = False) -> Order:
         """Register an order before it is sent. A client id not from `next_client_id` is
         accepted if unused, and the counter moves past it so the two never collide."""
         cid = req.client_id
@@ -498,7 +498,13 @@ class OrderTracker:
         o = Order(cid, req.token, req.side, req.price, req.qty, req.tif, req.tag, now_ns)
         self._orders[cid] = o
         self._open[cid] = o
-        self._by_state[OrderState.NEW] += 1
+        if sent:  # the same as `sent(cid, now_ns)` right after, without a second lookup
+            o.flags = _SENT | _RTT_ORDER
+            o.sent_ns = now_ns
+            o.state = OrderState.PENDING
+            self._by_state[OrderState.PENDING] += 1
+        else:
+            self._by_state[OrderState.NEW] += 1
         if cid >= self._next_id:
             self._next_id = cid + 1
         return o

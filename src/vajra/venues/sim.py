@@ -425,6 +425,7 @@ class SimVenue:
         self._mkts: dict[int, _Market] = {i.token: _Market(i) for i in instruments}
         self._orders: dict[int, _Order] = {}
         self._rng_lat = random.Random(seed)
+        self._outbox: list[tuple[OrderRequest, int]] = []
         self._rng_err = random.Random(seed ^ 0x5EED_E770)
         self._arrivals: list[tuple[int, int, OrderRequest]] = []
         self._deliveries: list[tuple[int, int, VenueEvent]] = []
@@ -440,14 +441,16 @@ class SimVenue:
 
     # -- the Venue protocol ---------------------------------------------------------------------
 
+    # A request is handed over in O(1) (an append to the outbox, as a live adapter hands it to
+    # its sender); its latency is drawn, in hand-over order, the next time the venue runs.
     def place(self, req: PlaceRequest, now_ns: int) -> None:
-        self._send(req, now_ns)
+        self._outbox.append((req, now_ns))
 
     def modify(self, req: ModifyRequest, now_ns: int) -> None:
-        self._send(req, now_ns)
+        self._outbox.append((req, now_ns))
 
     def cancel(self, req: CancelRequest, now_ns: int) -> None:
-        self._send(req, now_ns)
+        self._outbox.append((req, now_ns))
 
     def poll(self, now_ns: int) -> list[VenueEvent]:
         """Every answer whose delivery time is <= now_ns, in delivery order (requests due by
@@ -518,7 +521,7 @@ class SimVenue:
 
     @property
     def pending_requests(self) -> int:
-        return len(self._arrivals)
+        return len(self._arrivals) + len(self._outbox)
 
     @property
     def pending_events(self) -> int:
@@ -555,6 +558,11 @@ class SimVenue:
         heapq.heappush(self._deliveries, (due, self._seq, ev))
 
     def _advance(self, now_ns: int) -> None:
+        out = self._outbox
+        if out:
+            for req, sent_ns in out:
+                self._send(req, sent_ns)
+            out.clear()
         heap = self._arrivals
         while heap and heap[0][0] <= now_ns:
             at, _, req = heapq.heappop(heap)
