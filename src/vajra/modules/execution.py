@@ -113,6 +113,8 @@ class Execution:
         self._cancel_all = False
         self._place_after_ns = 0  # no placement attempt before this (broker limits)
         self._risk_state = EmergencyState.NORMAL  # the last state journaled
+        self._cost_px = 0  # the price the cached round-trip cost is for
+        self._cost_v = (0.0, 0.0)
         # counters and measurements
         self.signals = 0
         self.placed = 0
@@ -211,7 +213,11 @@ class Execution:
         # per decision, not per candidate: the round trip's cost at the touch, the fair price,
         # the volume expected to trade over an order's life
         qty = self.qty
-        total, stt = self.cost(touch * tick, qty)
+        px = touch * tick
+        if px != self._cost_px:  # the touch moves rarely: cost once per touch price
+            self._cost_px = px
+            self._cost_v = self.cost(px, qty)
+        total, stt = self._cost_v
         fair = (mid2 * 0.5 + edge_ticks) * tick
         nev = cfg.nev
         adverse = nev.adverse_spread_frac
