@@ -35,6 +35,7 @@ from vajra.journal.journal import (
     KillCommand,
     Kind,
     Record,
+    Refused,
     RiskChange,
     Sent,
     _to_row,
@@ -79,6 +80,7 @@ ONE_OF_EACH: list[Record] = [
     CancelReject(7, RejectReason.ALREADY_DONE, "order already filled", 1_000_006),
     CancelAck(7, 1_000_007),
     Expired(8, 1_000_008),
+    Refused(10, 2, 6),  # a place the gateway refused (RISK: the position limit)
     RiskChange(2, 0, "drawdown 1.2% > 1%"),
     KillCommand(KillAction.KILL, 3, "sentinel@host", "operator pressed kill"),
     KillCommand(KillAction.REARM, 3, "", ""),

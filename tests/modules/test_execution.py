@@ -208,6 +208,10 @@ def test_every_write_answer_and_risk_change_is_journaled(tmp_path: Path) -> None
             t = run(r, t, t + 120 * MS)
         r.kill[0] = 1
         t = run(r, t, t + 50 * MS)
+        req = PlaceRequest(
+            r.gateway.tracker.next_client_id(), r.inst.token, Side.BID, BID * 10, 250
+        )
+        assert r.gateway.place(req, t) is WriteResult.KILLED  # refused: journaled as such
         assert w.flush(5.0)
     entries = list(read_entries(tmp_path / "j.db"))
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
@@ -218,6 +222,9 @@ def test_every_write_answer_and_risk_change_is_journaled(tmp_path: Path) -> None
     assert kinds.count(Kind.SENT) == sum(gw.sent.values())
     assert kinds.count(Kind.ACK) == r.venue.stats.acks
     assert Kind.RISK in kinds  # NORMAL -> KILLED
+    refused = [(e.record.client_id, e.record.result) for e in entries if e.kind is Kind.REFUSED]
+    assert refused[-1] == (req.client_id, WriteResult.KILLED)  # every refusal is an event
+    assert len(refused) == sum(n for k, n in gw.refused.items() if k is not WriteResult.NOTHING)
     state = replay(entries)
     assert not state.open and not gw.tracker.open_orders()  # everything ended, both agree
     assert not reconcile(state, []).cancel

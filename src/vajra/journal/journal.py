@@ -114,6 +114,7 @@ class Kind(enum.IntEnum):
     MODIFY = 2  # modify intent
     CANCEL = 3  # cancel intent
     SENT = 4  # the write: the request (op) for client_id was handed to the venue
+    REFUSED = 5  # a write refused before the venue (kill word, risk, budget, invalid)
     ACK = 10
     REJECT = 11
     MODIFY_ACK = 12
@@ -146,6 +147,17 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """A write the gateway refused before it reached the venue: nothing was sent. `result` is
+    the gateway's `WriteResult` (KILLED, RISK, BUDGET, INVALID), `reason` its detail (the
+    Sentinel verdict or the budget's refusal; 0 when none)."""
+
+    client_id: int
+    result: int
+    reason: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RiskChange:
     """The risk gate changed state (the gate's own enum values, e.g. ACTIVE/REDUCING/HALTED)."""
 
@@ -170,6 +182,7 @@ Record = (
     | ModifyRequest
     | CancelRequest
     | Sent
+    | Refused
     | Ack
     | Reject
     | ModifyAck
@@ -238,6 +251,7 @@ KIND_COLUMNS: dict[Kind, tuple[type[Any], dict[str, str]]] = {
     Kind.MODIFY: (ModifyRequest, {"client_id": "client_id", "price": "price", "qty": "qty"}),
     Kind.CANCEL: (CancelRequest, {"client_id": "client_id"}),
     Kind.SENT: (Sent, {"client_id": "client_id", "code": "op"}),
+    Kind.REFUSED: (Refused, {"client_id": "client_id", "code": "result", "ref": "reason"}),
     Kind.ACK: (Ack, {"client_id": "client_id", "text": "venue_id", "ev_ns": "t_ns"}),
     Kind.REJECT: (
         Reject,
@@ -395,6 +409,10 @@ def _e_expired(r: Expired, t: int) -> bytes:
     return _pk(HEAD, 16, 0, 0, t, r.client_id, 0, 0, 0, 0, r.t_ns, 0, 0)
 
 
+def _e_refused(r: Refused, t: int) -> bytes:
+    return _pk(HEAD, 5, 0, r.result, t, r.client_id, 0, 0, 0, r.reason, 0, 0, 0)
+
+
 def _e_risk(r: RiskChange, t: int) -> bytes:
     d = r.reason.encode()
     return _pk(HEAD + len(d), 20, 0, r.state, t, 0, 0, 0, 0, r.previous, 0, 0, len(d)) + d
@@ -414,6 +432,7 @@ _ENCODE: dict[type[Any], Callable[[Any, int], bytes]] = {
     ModifyRequest: _e_modify,
     CancelRequest: _e_cancel,
     Sent: _e_sent,
+    Refused: _e_refused,
     Ack: _e_ack,
     Reject: _e_reject,
     ModifyAck: _e_modify_ack,

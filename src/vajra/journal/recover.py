@@ -32,7 +32,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vajra.journal.journal import Entry, KillCommand, Kind, RiskChange, Sent
+from vajra.journal.journal import Entry, KillCommand, Kind, Refused, RiskChange, Sent
 from vajra.market.events import Side
 from vajra.venues.base import (
     Ack,
@@ -123,6 +123,10 @@ class Replay:
             return
         if isinstance(r, KillCommand):
             self.kill = r
+            return
+        if isinstance(r, Refused):  # nothing reached the venue; its id is still used up
+            if r.client_id > self.hwm:
+                self.hwm = r.client_id
             return
         cid = r.client_id
         if k is Kind.PLACE:

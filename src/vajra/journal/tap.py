@@ -8,12 +8,13 @@ Order of records for a write: the request (the intent) and then `Sent`, both app
 after the venue call returns, so the decision-to-write latency does not carry them. A crash in
 between loses at most that one intent; the order is then open at the venue and unknown to the
 journal, and recovery (`vajra.journal.recover.reconcile`) lists it among the orders to cancel.
-Refusals are not journaled: nothing was written; the gateway counts them per reason.
+A refusal (kill word, Sentinel, a budget, an invalid order) is journaled as `Refused`: nothing
+reached the venue, but a denied order is an event, never a silent drop.
 """
 
 from __future__ import annotations
 
-from vajra.journal.journal import JournalWriter, Kind, RiskChange, Sent
+from vajra.journal.journal import JournalWriter, Kind, Refused, RiskChange, Sent
 from vajra.trading.budgets import WriteKind
 from vajra.venues.base import CancelRequest, ModifyRequest, PlaceRequest, VenueEvent
 
@@ -37,7 +38,7 @@ class GatewayJournal:
         append(Sent(req.client_id, _OP[kind]), now_ns)
 
     def refusal(self, client_id: int, result: int, reason: int, now_ns: int) -> None:
-        return None
+        self.writer.append(Refused(client_id, result, reason), now_ns)
 
     def event(self, ev: VenueEvent, now_ns: int) -> None:
         self.writer.append(ev, now_ns)
