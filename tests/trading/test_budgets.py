@@ -977,3 +977,26 @@ def test_budgets_count_a_write_in_both_or_neither() -> None:
     assert b.otr.reserved_cancels == 1
     b.new_day(1)
     assert b.otr.orders == 0 and b.limiter.day_used == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([PLACE, CANCEL]), st.booleans(), st.integers(0, 300 * MS)),
+        max_size=200,
+    )
+)
+def test_acquire_place_is_try_acquire_for_a_place(ops: list[tuple[WriteKind, bool, int]]) -> None:
+    a = Budgets(RateLimiter(KITE), OtrBudget(ceiling=5))
+    b = Budgets(RateLimiter(KITE), OtrBudget(ceiling=5))
+    t = S
+    for kind, exempt, gap in ops:
+        t += gap
+        if kind is PLACE:
+            assert a.try_acquire(PLACE, t, exempt=exempt) == b.acquire_place(t, exempt)
+        else:
+            assert a.try_acquire(CANCEL, t, exempt=exempt) == b.try_acquire(
+                CANCEL, t, exempt=exempt
+            )
+        assert a.last_refusal == b.last_refusal
+        assert a.otr.snapshot() == b.otr.snapshot()

@@ -1031,6 +1031,23 @@ class Budgets:
         self.last_refusal = Refusal.NONE
         return True
 
+    def acquire_place(self, now_ns: int, exempt: bool) -> bool:
+        """`try_acquire(WriteKind.PLACE, now_ns, exempt=exempt)` for the order-write hot path:
+        positional arguments (a keyword call costs ~0.5 µs on 3.13t), the same checks in the
+        same order."""
+        otr = self.otr
+        if not otr.allows(_PLACE, exempt):
+            otr.refused += 1
+            self.last_refusal = Refusal.OTR_CEILING
+            return False
+        limiter = self.limiter
+        if not limiter.try_acquire(_PLACE, now_ns, 0):
+            self.last_refusal = limiter.last_refusal
+            return False
+        otr.record(_PLACE, exempt)
+        self.last_refusal = Refusal.NONE
+        return True
+
     def new_day(self, day: int | _dt.date) -> None:
         self.limiter.new_day(day)
         self.otr.new_day(day)

@@ -139,13 +139,12 @@ class OrderGateway:
             req.price * req.qty,
             tracker.open_count,
             position + sign * self._resting(req.token, req.side),
-            now_ns=now_ns,
-        )
+        )  # positional: the kill word was read just above, so no `kill=`/`now_ns=` needed
         if v is not Verdict.OK:
             self.last_verdict = v
             return self._refuse(req.client_id, WriteResult.RISK, int(v), now_ns)
         exempt = self._exempt(inst, req.price)
-        if not self.budgets.try_acquire(WriteKind.PLACE, now_ns, exempt=exempt):
+        if not self.budgets.acquire_place(now_ns, exempt):
             return self._refuse(
                 req.client_id, WriteResult.BUDGET, int(self.budgets.last_refusal), now_ns
             )
@@ -183,7 +182,6 @@ class OrderGateway:
             price * qty,
             self.tracker.open_count - 1,
             position + sign * (self._resting(o.token, o.side) - o.remaining),
-            now_ns=now_ns,
         )
         if v is not Verdict.OK and not (v is Verdict.POSITION and extra <= 0):
             self.last_verdict = v
