@@ -270,3 +270,35 @@ def test_restart_reconciles_with_the_journal_and_the_venue_and_cancels_orphans(
     t = run(second, t, t + 20 * MS)
     assert not venue.open_orders() and not second.gateway.tracker.open_orders()
     assert second.gateway.tracker.next_client_id() == rec.next_client_id  # no id reused
+
+
+def test_rehearsal_answers_like_a_place_and_changes_nothing() -> None:
+    r = rig()
+    gw, t = r.gateway, 1_000 * MS
+    r.sentinel.on_feed(t, t)
+    before = (
+        r.sentinel.checks,
+        list(r.sentinel.refused),
+        gw.budgets.limiter.snapshot(t),
+        gw.budgets.otr.snapshot(),
+        len(gw.tracker),
+        r.venue.pending_requests,
+        dict(gw.refused),
+    )
+    assert gw.rehearse(r.inst.token, Side.BID, BID * 10, 250, t)
+    assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 250 * 10_000, t)  # notional
+    assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 251, t)  # not a lot multiple
+    after = (
+        r.sentinel.checks,
+        list(r.sentinel.refused),
+        gw.budgets.limiter.snapshot(t),
+        gw.budgets.otr.snapshot(),
+        len(gw.tracker),
+        r.venue.pending_requests,
+        dict(gw.refused),
+    )
+    assert after == before
+    r.kill[0] = 1
+    assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 250, t)
+    req = PlaceRequest(gw.tracker.next_client_id(), r.inst.token, Side.BID, BID * 10, 250)
+    assert gw.place(req, t) is WriteResult.KILLED

@@ -101,7 +101,9 @@ class Execution:
             )
         self.state = ExecState.REDUCING
         self.wheel = TimerWheel(now_ns)
-        self.nev = NevParts()  # the last order's NEV parts, for the dashboard
+        self.nev = NevParts()  # the best candidate's NEV parts, for the dashboard
+        #: whether that candidate would pass every check now (rehearsed when not written)
+        self.would_place = False
         self._cand = NevParts()
         #: working orders of ours per side: tick -> client id
         self.working: dict[Side, dict[int, int]] = {Side.BID: {}, Side.ASK: {}}
@@ -166,6 +168,16 @@ class Execution:
         placed = self._decide(
             now_ns, buy, mine, bid, ask, bid_qty, ask_qty, strength, edge_ticks, gate_open
         )
+        if not placed:
+            # rehearse a write at the touch: whether it would pass every check now (for the
+            # dashboard), and the write path kept in cache for the signal that does write
+            self.would_place = self.gw.rehearse(
+                self.inst.token,
+                Side.BID if buy else Side.ASK,
+                (bid if buy else ask) * self.tick,
+                self.qty,
+                now_ns,
+            )
         if theirs:  # the signal turned: the other side's orders are against it now (their
             # cancels follow the new order: they do not cross it, and it is the urgent write)
             for cid in list(theirs.values()):
@@ -266,18 +278,11 @@ class Execution:
                 _copy(self.nev, cand)
         if not best_t:
             return 0
+        side = Side.BID if buy else Side.ASK
         if len(mine) >= cfg.ladder_orders or now_ns < self._place_after_ns:
             return 0  # ladder full, or the broker's limits say no placement before then
         cid = self.gw.tracker.next_client_id()
-        req = PlaceRequest(
-            cid,
-            self.inst.token,
-            Side.BID if buy else Side.ASK,
-            best_t * tick,
-            self.qty,
-            TimeInForce.DAY,
-            cfg.tag,
-        )
+        req = PlaceRequest(cid, self.inst.token, side, best_t * tick, qty, TimeInForce.DAY, cfg.tag)
         r = self.gw.place(req, now_ns)
         if r is not WriteResult.SENT:
             if r is WriteResult.BUDGET:  # wait for the window instead of asking every signal

@@ -704,11 +704,23 @@ class Sentinel:
         that leaves |position| smaller passes the position limit even while over it.
         `token` is accepted for the journal of refusals; limits are per instrument already."""
         self.checks += 1
-        st = self._st
         if kill:
             self.on_kill_flag(now_ns, kill)
             v = _V_KILLED
-        elif st >= _LOCKDOWN_I:
+        else:
+            v = self.would_allow(side_sign, qty, price, notional, open_orders, position)
+            if v is _V_OK:
+                return v
+        self.refused[v] += 1
+        return v
+
+    def would_allow(
+        self, side_sign: int, qty: int, price: int, notional: int, open_orders: int, position: int
+    ) -> Verdict:
+        """`check_order`'s verdict without counting it or reading a kill word: for rehearsing a
+        write (`OrderGateway.rehearse`) and for showing whether the best candidate would pass."""
+        st = self._st
+        if st >= _LOCKDOWN_I:
             v = _V_KILLED if st == _KILLED_I else _V_LOCKDOWN
         elif qty <= 0 or price <= 0 or notional <= 0 or (side_sign != 1 and side_sign != -1):
             v = _V_INVALID
@@ -725,7 +737,6 @@ class Sentinel:
             if after <= self._max_pos or after < (position if position >= 0 else -position):
                 return _V_OK
             v = _V_POSITION
-        self.refused[v] += 1
         return v
 
     def check_cancel(self) -> Verdict:

@@ -40,11 +40,23 @@ from vajra.venues.base import (
     PlaceRequest,
     Reject,
     RejectReason,
+    TimeInForce,
     Venue,
     VenueEvent,
 )
 
 _TERMINAL = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
+
+
+def _valid(inst: Instrument, price: int, qty: int) -> bool:
+    """On the tick grid, a positive whole number of lots, at most the freeze quantity."""
+    return (
+        price > 0
+        and not price % inst.tick
+        and qty > 0
+        and not qty % inst.lot
+        and not (inst.freeze_qty and qty > inst.freeze_qty)
+    )
 
 
 class WriteResult(enum.IntEnum):
@@ -119,9 +131,7 @@ class OrderGateway:
         """Send a new limit order, or say why not. Cost: a kill-word load, Sentinel's check,
         the budgets (~2 µs together on 3.13t), the registry entry and the venue call."""
         inst = self.instruments.get(req.token)
-        if inst is None or req.price <= 0 or req.price % inst.tick or req.qty <= 0:
-            return self._refuse(req.client_id, WriteResult.INVALID, 0, now_ns)
-        if req.qty % inst.lot or (inst.freeze_qty and req.qty > inst.freeze_qty):
+        if inst is None or not _valid(inst, req.price, req.qty):
             return self._refuse(req.client_id, WriteResult.INVALID, 0, now_ns)
         kill = self._kill()
         if kill:
@@ -156,6 +166,39 @@ class OrderGateway:
         if self.journal is not None:
             self.journal.write(WriteKind.PLACE, req, now_ns)
         return WriteResult.SENT
+
+    def rehearse(self, token: int, side: Side, price: int, qty: int, now_ns: int) -> bool:
+        """Everything `place` would check for this order, without sending or recording
+        anything: whether it would go out now (for the dashboard's best candidate) and, the
+        reason it runs on every signal that does not write, the write path kept in cache. A
+        write after a quiet stretch was ~5x slower in every step than one in a burst; the
+        objects a write allocates are built here too, and dropped. Cost: ~5 µs."""
+        inst = self.instruments.get(token)
+        if inst is None or not _valid(inst, price, qty) or self._kill():
+            return False
+        sign = 1 if side is Side.BID else -1
+        pos = self.portfolio.get(token)
+        position = pos.qty if pos is not None else 0
+        v = self.sentinel.would_allow(
+            sign,
+            qty,
+            price,
+            price * qty,
+            self.tracker.open_count,
+            position + sign * self._resting(token, side),
+        )
+        exempt = self._exempt(inst, price)
+        budgets = self.budgets
+        ok = (
+            v is Verdict.OK
+            and budgets.otr.allows(WriteKind.PLACE, exempt)
+            and budgets.limiter.can_acquire(WriteKind.PLACE, now_ns)
+        )
+        _warm = (  # built for the cache, as a write would build them, then dropped
+            PlaceRequest(0, token, side, price, qty, TimeInForce.DAY, ""),
+            Order(0, token, side, price, qty, TimeInForce.DAY, "", now_ns),
+        )
+        return ok
 
     def modify(self, client_id: int, price: int, qty: int, now_ns: int) -> WriteResult:
         """Change an order's price or total quantity (Kite semantics), through the same checks
