@@ -302,3 +302,52 @@ def test_rehearsal_answers_like_a_place_and_changes_nothing() -> None:
     assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 250, t)
     req = PlaceRequest(gw.tracker.next_client_id(), r.inst.token, Side.BID, BID * 10, 250)
     assert gw.place(req, t) is WriteResult.KILLED
+
+
+def test_the_order_placed_is_the_candidate_with_the_best_nev() -> None:
+    """The decision loop computes each candidate's value inline; it must pick what
+    `nev.evaluate` ranks first, and report that candidate's parts."""
+    from vajra.trading.nev import NevParts, evaluate
+
+    cfg = ExecutionConfig(nev=NevConfig(threshold_paise=-1e15), ladder_levels=4)
+    r = rig(cfg=cfg)
+    ex, t = r.execution, 1_000 * MS
+    for q, px in ((40, BID), (90, BID), (300, BID)):  # trades at the touch: a trade rate
+        ex.on_trade(px * 10, q * 250, t)
+    r.sentinel.on_feed(t, t)
+    bid_qty = 5_000
+    assert ex.on_signal(t, BID, ASK + 2, bid_qty, 500, 0.8, 0.6, True) == 1  # spread 3
+    placed = r.gateway.tracker.get(1)
+    assert placed is not None
+    rate = ex.trade_rate(t)
+    at_touch = ex.cost(BID * 10, 250)  # Execution prices the round trip once, at the touch
+
+    def cost(price: int, qty: int) -> tuple[float, float]:
+        return at_touch
+
+    best = None
+    # one tick better (spread 3, strong signal), the touch, and three levels behind it
+    for tk, ahead in ((BID + 1, 0), *((BID - i, (i + 1) * bid_qty) for i in range(4))):
+        parts = NevParts()
+        v = evaluate(
+            parts,
+            cfg.nev,
+            cost,
+            buy=True,
+            price=tk * 10,
+            qty=250,
+            mid2=BID + ASK + 2,
+            tick=10,
+            edge_ticks=0.6,
+            strength=0.8,
+            spread_ticks=3,
+            ahead=ahead,
+            rate=rate,
+            marketable=False,
+        )
+        if best is None or v > best[0]:
+            best = (v, tk, parts)
+    assert best is not None
+    assert placed.price == best[1] * 10
+    assert abs(ex.nev.value - best[0]) <= 1e-6 * max(1.0, abs(best[0]))
+    assert ex.nev.p_fill == best[2].p_fill and ex.nev.edge == best[2].edge

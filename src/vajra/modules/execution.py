@@ -31,6 +31,7 @@ Owned by one thread; the caller passes `now_ns` (`perf_counter_ns` live, simulat
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 from vajra.market.events import Side
@@ -104,7 +105,6 @@ class Execution:
         self.nev = NevParts()  # the best candidate's NEV parts, for the dashboard
         #: whether that candidate would pass every check now (rehearsed when not written)
         self.would_place = False
-        self._cand = NevParts()
         #: working orders of ours per side: tick -> client id
         self.working: dict[Side, dict[int, int]] = {Side.BID: {}, Side.ASK: {}}
         self._outcomes: list[Outcome] = []
@@ -219,7 +219,6 @@ class Execution:
         band = ref * cfg.otr_band_bp // 10_000 if cfg.otr_band else lpp
         best_v = cfg.nev.threshold_paise
         best_t = 0
-        cand = self._cand
         # candidates: one tick better than the touch (empty queue ahead), the touch (its
         # queue), then levels behind it; the far touch only when crossing is allowed
         # per decision, not per candidate: the round trip's cost at the touch, the fair price,
@@ -236,6 +235,13 @@ class Execution:
         m = rate * nev.horizon_ns * 1e-9
         if m < nev.min_rate:
             m = nev.min_rate
+        # the parts of nev.evaluate_fast that do not depend on the price, hoisted: the loop
+        # computes each candidate's value with the same expression, and evaluate_fast fills
+        # the dashboard's parts once, for the best
+        adv = adverse * spread * tick * qty * (1.0 - (a if a > 0.0 else 0.0))
+        exp = math.exp
+        best_ahead = 0
+        best_mkt = False
         improve = spread > 1 and a >= cfg.improve_strength
         first = touch - step if improve else touch
         n = cfg.ladder_levels + (1 if improve else 0) + (1 if cfg.allow_cross else 0)
@@ -257,27 +263,28 @@ class Execution:
                 ahead = 0
             else:  # behind the touch: assume the touch's queue again at each level
                 ahead = touch_qty * (1 + (touch - t) // -step)
-            v = evaluate_fast(
-                cand,
-                adverse,
-                m,
-                buy,
-                price,
-                qty,
-                fair,
-                tick,
-                strength,
-                spread,
-                ahead,
-                marketable,
-                total,
-                stt,
-            )
+            p = 1.0 if marketable or ahead <= 0 else exp(-ahead / m)
+            v = p * (((fair - price) if buy else (price - fair)) * qty - total - adv)
             if v > best_v:
-                best_v, best_t = v, t
-                _copy(self.nev, cand)
+                best_v, best_t, best_ahead, best_mkt = v, t, ahead, marketable
         if not best_t:
             return 0
+        evaluate_fast(
+            self.nev,
+            adverse,
+            m,
+            buy,
+            best_t * tick,
+            qty,
+            fair,
+            tick,
+            strength,
+            spread,
+            best_ahead,
+            best_mkt,
+            total,
+            stt,
+        )
         side = Side.BID if buy else Side.ASK
         if len(mine) >= cfg.ladder_orders or now_ns < self._place_after_ns:
             return 0  # ladder full, or the broker's limits say no placement before then
@@ -349,8 +356,3 @@ class Execution:
 
 _DONE = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
 _WORKING = frozenset(WORKING_STATES)
-
-
-def _copy(dst: NevParts, src: NevParts) -> None:
-    dst.value, dst.p_fill, dst.edge = src.value, src.p_fill, src.edge
-    dst.costs, dst.stt, dst.adverse = src.costs, src.stt, src.adverse
