@@ -40,7 +40,7 @@ from vajra.modules.sentinel import EmergencyState
 from vajra.trading.budgets import WriteKind
 from vajra.trading.gateway import OrderGateway, WriteResult
 from vajra.trading.nev import NevConfig, NevParts, RoundTripCost, evaluate_fast
-from vajra.trading.orders import WORKING_STATES, OrderState, Outcome
+from vajra.trading.orders import Outcome
 from vajra.trading.orders import RttKind as OrderRtt
 from vajra.trading.timers import TimerWheel
 from vajra.venues.base import PlaceRequest, TimeInForce
@@ -315,10 +315,10 @@ class Execution:
             o = oc.order
             if o is None or not oc.applied:
                 continue
-            if oc.rtt_kind is OrderRtt.ORDER and oc.state in _WORKING and o.acked:
+            if oc.rtt_kind is OrderRtt.ORDER and o.acked and not o.terminal:
                 # its first ack (even one arriving after a fill): the cancel clock starts
                 self.wheel.schedule(o.client_id, now_ns + self.cfg.cancel_after_ns)
-            elif oc.state is not None and oc.state in _DONE:
+            elif o.terminal:
                 self.wheel.cancel(o.client_id)
                 side = self.working[o.side]
                 t = o.price // self.tick
@@ -352,7 +352,3 @@ class Execution:
         if r is WriteResult.BUDGET:  # held back by the broker: try again shortly
             self.wheel.schedule(cid, now_ns + 1_000_000)
         return False
-
-
-_DONE = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
-_WORKING = frozenset(WORKING_STATES)

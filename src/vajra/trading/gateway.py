@@ -31,7 +31,7 @@ from vajra.market.instruments import Instrument
 from vajra.modules.sentinel import RttKind as SentinelRtt
 from vajra.modules.sentinel import Sentinel, Verdict
 from vajra.trading.budgets import Budgets, OtrRules, WriteKind
-from vajra.trading.orders import Order, OrderState, OrderTracker, Outcome
+from vajra.trading.orders import TERMINAL_STATES, Order, OrderState, OrderTracker, Outcome
 from vajra.trading.orders import RttKind as OrderRtt
 from vajra.trading.positions import Portfolio
 from vajra.venues.base import (
@@ -44,8 +44,6 @@ from vajra.venues.base import (
     Venue,
     VenueEvent,
 )
-
-_TERMINAL = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
 
 
 def _valid(inst: Instrument, price: int, qty: int) -> bool:
@@ -108,8 +106,8 @@ class OrderGateway:
         self.instruments = instruments
         self.tracker = tracker if tracker is not None else OrderTracker()
         self.portfolio = portfolio if portfolio is not None else Portfolio()
-        self._kill = kill_word
-        #: the control block's kill word, for loops that poll it between writes
+        #: the control block's kill word (0: clear): read before every write, and by loops
+        #: that poll it between writes
         self.kill_word = kill_word
         self._ltp = ltp
         self._rules = otr_rules if otr_rules is not None else budgets.otr.rules
@@ -133,7 +131,7 @@ class OrderGateway:
         inst = self.instruments.get(req.token)
         if inst is None or not _valid(inst, req.price, req.qty):
             return self._refuse(req.client_id, WriteResult.INVALID, 0, now_ns)
-        kill = self._kill()
+        kill = self.kill_word()
         if kill:
             self.sentinel.on_kill_flag(now_ns, kill)
             return self._refuse(req.client_id, WriteResult.KILLED, 0, now_ns)
@@ -174,7 +172,7 @@ class OrderGateway:
         write after a quiet stretch was ~5x slower in every step than one in a burst; the
         objects a write allocates are built here too, and dropped. Cost: ~5 µs."""
         inst = self.instruments.get(token)
-        if inst is None or not _valid(inst, price, qty) or self._kill():
+        if inst is None or not _valid(inst, price, qty) or self.kill_word():
             return False
         sign = 1 if side is Side.BID else -1
         pos = self.portfolio.get(token)
@@ -209,7 +207,7 @@ class OrderGateway:
         inst = self.instruments[o.token]
         if price <= 0 or price % inst.tick or qty <= 0 or qty % inst.lot:
             return self._refuse(client_id, WriteResult.INVALID, 0, now_ns)
-        kill = self._kill()
+        kill = self.kill_word()
         if kill:
             self.sentinel.on_kill_flag(now_ns, kill)
             return self._refuse(client_id, WriteResult.KILLED, 0, now_ns)
@@ -321,7 +319,10 @@ class OrderGateway:
         """Apply every venue answer due at `now_ns`; appends their outcomes to `out` and
         returns how many."""
         events = self.venue.poll(now_ns)
+        if not events:
+            return 0  # the idle loop's common case
         tracker, sentinel, budgets = self.tracker, self.sentinel, self.budgets
+        filled = False
         for ev in events:
             oc = tracker.apply(ev)
             out.append(oc)
@@ -333,6 +334,7 @@ class OrderGateway:
             elif oc.rtt_kind is OrderRtt.CANCEL and o is not None:
                 sentinel.on_rtt(SentinelRtt.CANCEL, now_ns - o.cancel_sent_ns, now_ns)
             if oc.fill_qty and o is not None:
+                filled = True
                 budgets.otr.on_fill(o.filled == oc.fill_qty)
                 cost = self._cost(o.token, o.side, oc.fill_price, oc.fill_qty) if self._cost else 0
                 portfolio = self.portfolio
@@ -344,8 +346,8 @@ class OrderGateway:
             if (
                 o is not None
                 and oc.prev is not None
-                and oc.prev not in _TERMINAL
-                and oc.state in _TERMINAL
+                and oc.prev not in TERMINAL_STATES
+                and oc.state in TERMINAL_STATES
             ):
                 # the order ended: release its reserved cancel; a venue expiry (IOC rest,
                 # session end) counts as a cancellation we did not send
@@ -357,7 +359,8 @@ class OrderGateway:
                 )
             if self.journal is not None:
                 self.journal.event(ev, now_ns)
-        sentinel.on_pnl(self.portfolio.net())
+        if filled:  # the day's P&L moves with fills (positions are marked at their fills)
+            sentinel.on_pnl(self.portfolio.net())
         return len(events)
 
     # -- helpers --------------------------------------------------------------------------------
