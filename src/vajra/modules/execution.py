@@ -62,8 +62,7 @@ class ExecutionConfig:
     min_strength: float = 0.3
     improve_strength: float = 0.7
     allow_cross: bool = False
-    otr_band: bool = True  # stay inside the OTR-exempt band (±0.75% of LTP for cash/futures)
-    otr_band_bp: int = 75
+    otr_band: bool = True  # stay inside the OTR-exempt band (the gateway's `OtrRules.band`)
     lpp_bp: int = 300  # Limit Price Protection band around the reference price (futures ~3%)
     otr_pause: float = 0.9  # OTR pressure (0..1) at which new entries pause
     trade_rate_halflife_ns: int = 2_000_000_000  # the trade-rate estimate's memory
@@ -216,7 +215,12 @@ class Execution:
         rate = self.trade_rate(now_ns)
         ref = self.ltp if self.ltp > 0 else mid2 * tick // 2
         lpp = ref * cfg.lpp_bp // 10_000
-        band = ref * cfg.otr_band_bp // 10_000 if cfg.otr_band else lpp
+        band = lpp
+        if cfg.otr_band:  # the exemption rules the OTR budget counts by, taken once per decision
+            inst = self.inst
+            b = self.gw.otr_rules.band(inst.segment, ref, 10**inst.price_decimals)
+            if 0 <= b < lpp:  # -1: the rules do not cover this segment (no OTR regime)
+                band = b
         best_v = cfg.nev.threshold_paise
         best_t = 0
         # candidates: one tick better than the touch (empty queue ahead), the touch (its

@@ -690,25 +690,29 @@ class OtrRules:
             option_band_floor=cfg["option_band_floor_rupees"],
         )
 
-    def exempt(self, segment: Segment, price: int, ltp: int, price_scale: int) -> bool:
-        """Is a write at `price` outside the OTR count, given the last traded price?
-
-        Cash (NSE/BSE equity) and futures: |price - ltp| <= 0.75% of LTP. Options:
-        |price - ltp| <= max(40% of the premium, Rs 20). Any other segment, or an unknown LTP
-        (<= 0), is never exempt: when in doubt the write counts. For a cancel, judge the
-        resting order's price against the LTP when the cancel is sent.
-        """
+    def band(self, segment: Segment, ltp: int, price_scale: int) -> int:
+        """The widest |price - ltp| (price units) still exempt, or -1 when no write is (an
+        unknown LTP, or a segment the rules do not cover). Cash (NSE/BSE equity) and futures:
+        0.75% of LTP. Options: max(40% of the premium, Rs 20). Callers pricing many orders
+        against one LTP (the Execution ladder) take it once; `exempt` is this, per price."""
         if ltp <= 0:
-            return False
-        d = price - ltp if price >= ltp else ltp - price
+            return -1
         if segment in (Segment.NSE_EQ, Segment.BSE_EQ, Segment.NFO_FUT):
-            return d * self.cash_band_den <= ltp * self.cash_band_num
+            return ltp * self.cash_band_num // self.cash_band_den
         if segment == Segment.NFO_OPT:
-            return (
-                d * self.option_band_den <= ltp * self.option_band_num
-                or d <= self.option_band_floor * price_scale
-            )
-        return False
+            pct = ltp * self.option_band_num // self.option_band_den
+            floor = self.option_band_floor * price_scale
+            return pct if pct > floor else floor
+        return -1
+
+    def exempt(self, segment: Segment, price: int, ltp: int, price_scale: int) -> bool:
+        """Is a write at `price` outside the OTR count, given the last traded price? (See
+        `band`.) Any other segment, or an unknown LTP (<= 0), is never exempt: when in doubt
+        the write counts. For a cancel, judge the resting order's price against the LTP when
+        the cancel is sent.
+        """
+        d = price - ltp if price >= ltp else ltp - price
+        return d <= self.band(segment, ltp, price_scale)
 
 
 #: NSE, from 2026-04-06 (SEBI circular of 2026-02-04; slabs from the BSE notice, NSE jointly

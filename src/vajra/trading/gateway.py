@@ -110,7 +110,8 @@ class OrderGateway:
         #: that poll it between writes
         self.kill_word = kill_word
         self._ltp = ltp
-        self._rules = otr_rules if otr_rules is not None else budgets.otr.rules
+        #: the exemption bands both the gateway and Execution's ladder judge prices by
+        self.otr_rules = otr_rules if otr_rules is not None else budgets.otr.rules
         self._cost = cost
         self.journal = journal
         self.refused = dict.fromkeys(WriteResult, 0)
@@ -385,7 +386,7 @@ class OrderGateway:
         ltp = self._ltp(inst.token)
         if ltp <= 0:
             return False
-        return self._rules.exempt(inst.segment, price, ltp, 10**inst.price_decimals)
+        return self.otr_rules.exempt(inst.segment, price, ltp, 10**inst.price_decimals)
 
     def _refuse(self, client_id: int, result: WriteResult, reason: int, now_ns: int) -> WriteResult:
         self.refused[result] += 1
