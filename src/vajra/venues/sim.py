@@ -837,28 +837,21 @@ class SimVenue:
 
     def _on_book(self, m: _Market, u: BookUpdate, t: int) -> None:
         book, lot = m.book, m.inst.lot
-        if m.our_bids:
+        for ours, changed, have in (
+            (m.our_bids, u.bids, book.bids),
+            (m.our_asks, u.asks, book.asks),
+        ):
+            if not ours:
+                continue
             if u.snapshot:
-                new = dict(u.bids)
-                for tk, lv in m.our_bids.items():
-                    self._cancelled(lv, book.bids.get(tk, 0), new.get(tk, 0), lot)
+                new = dict(changed)
+                for tk, lv in ours.items():
+                    self._cancelled(lv, have.get(tk, 0), new.get(tk, 0), lot)
             else:
-                ours = m.our_bids
-                for tk, q in u.bids:
+                for tk, q in changed:
                     level = ours.get(tk)
                     if level is not None:
-                        self._cancelled(level, book.bids.get(tk, 0), q, lot)
-        if m.our_asks:
-            if u.snapshot:
-                new = dict(u.asks)
-                for tk, lv in m.our_asks.items():
-                    self._cancelled(lv, book.asks.get(tk, 0), new.get(tk, 0), lot)
-            else:
-                ours = m.our_asks
-                for tk, q in u.asks:
-                    level = ours.get(tk)
-                    if level is not None:
-                        self._cancelled(level, book.asks.get(tk, 0), q, lot)
+                        self._cancelled(level, have.get(tk, 0), q, lot)
         book.apply(u)
         for taken, levels, changed in (
             (m.taken_b, book.bids, u.bids),

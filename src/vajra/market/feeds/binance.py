@@ -318,10 +318,7 @@ class BinanceParser:
         prev = -1 if pu is None else _int(pu)
         if first < 0 or last < first or prev < -1:
             raise _Bad(Reason.BAD_IDS)
-        bids, fb = self._levels(d["b"])
-        asks, fa = self._levels(d["a"])
-        bids, ob = _best_first(bids, bids=True)
-        asks, oa = _best_first(asks, bids=False)
+        bids, asks, rejects, ordered = self._sides(d["b"], d["a"])
         return BookUpdate(
             self.token,
             recv_ns,
@@ -332,30 +329,17 @@ class BinanceParser:
             first,
             last,
             prev,
-            fb | fa,
-            ob and oa,
+            rejects,
+            ordered,
         )
 
     def _snapshot(self, d: dict[str, Any], recv_ns: int) -> BookUpdate:
         last = _int(d["lastUpdateId"])
         if last < 0:
             raise _Bad(Reason.BAD_IDS)
-        bids, fb = self._levels(d["bids"])
-        asks, fa = self._levels(d["asks"])
-        bids, ob = _best_first(bids, bids=True)
-        asks, oa = _best_first(asks, bids=False)
+        bids, asks, rejects, ordered = self._sides(d["bids"], d["asks"])
         return BookUpdate(
-            self.token,
-            recv_ns,
-            self._exch_ns(d),
-            bids,
-            asks,
-            True,
-            0,
-            last,
-            -1,
-            fb | fa,
-            ob and oa,
+            self.token, recv_ns, self._exch_ns(d), bids, asks, True, 0, last, -1, rejects, ordered
         )
 
     def _trade(self, d: dict[str, Any], recv_ns: int) -> Trade:
@@ -394,6 +378,17 @@ class BinanceParser:
             if e is None:
                 return 0
         return _ms_to_ns(e)
+
+    def _sides(
+        self, bid_rows: Any, ask_rows: Any
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int, bool]:
+        """Both sides of a diff or snapshot as BookUpdate wants them: tick levels best first,
+        the rejected levels' bits, and whether the update is ordered (no tick repeated)."""
+        bids, fb = self._levels(bid_rows)
+        asks, fa = self._levels(ask_rows)
+        bids, ob = _best_first(bids, bids=True)
+        asks, oa = _best_first(asks, bids=False)
+        return bids, asks, fb | fa, ob and oa
 
     def _levels(self, rows: Any) -> tuple[tuple[tuple[int, int], ...], int]:
         """Book levels -> (tick, qty) pairs, and the `Violation` bits of the levels dropped
