@@ -136,9 +136,7 @@ class OrderGateway:
         if kill:
             self.sentinel.on_kill_flag(now_ns, kill)
             return self._refuse(req.client_id, WriteResult.KILLED, 0, now_ns)
-        sign = 1 if req.side is Side.BID else -1
-        pos = self.portfolio.get(req.token)
-        position = pos.qty if pos is not None else 0
+        sign, exposure = self._exposure(req.token, req.side)
         tracker = self.tracker
         v = self.sentinel.check_order(
             req.token,
@@ -147,7 +145,7 @@ class OrderGateway:
             req.price,
             req.price * req.qty,
             tracker.open_count,
-            position + sign * self._resting(req.token, req.side),
+            exposure,
         )  # positional: the kill word was read just above, so no `kill=`/`now_ns=` needed
         if v is not Verdict.OK:
             self.last_verdict = v
@@ -175,16 +173,9 @@ class OrderGateway:
         inst = self.instruments.get(token)
         if inst is None or not _valid(inst, price, qty) or self.kill_word():
             return False
-        sign = 1 if side is Side.BID else -1
-        pos = self.portfolio.get(token)
-        position = pos.qty if pos is not None else 0
+        sign, exposure = self._exposure(token, side)
         v = self.sentinel.would_allow(
-            sign,
-            qty,
-            price,
-            price * qty,
-            self.tracker.open_count,
-            position + sign * self._resting(token, side),
+            sign, qty, price, price * qty, self.tracker.open_count, exposure
         )
         exempt = self._exempt(inst, price)
         budgets = self.budgets
@@ -212,9 +203,7 @@ class OrderGateway:
         if kill:
             self.sentinel.on_kill_flag(now_ns, kill)
             return self._refuse(client_id, WriteResult.KILLED, 0, now_ns)
-        sign = 1 if o.side is Side.BID else -1
-        pos = self.portfolio.get(o.token)
-        position = pos.qty if pos is not None else 0
+        sign, exposure = self._exposure(o.token, o.side)
         extra = qty - o.qty
         v = self.sentinel.check_order(
             o.token,
@@ -223,7 +212,7 @@ class OrderGateway:
             price,
             price * qty,
             self.tracker.open_count - 1,
-            position + sign * (self._resting(o.token, o.side) - o.remaining),
+            exposure - sign * o.remaining,  # this order's own remainder is being replaced
         )
         if v is not Verdict.OK and not (v is Verdict.POSITION and extra <= 0):
             self.last_verdict = v
@@ -365,6 +354,13 @@ class OrderGateway:
         return len(events)
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _exposure(self, token: int, side: Side) -> tuple[int, int]:
+        """(+1 buy / -1 sell, the position a new order on that side adds to): the filled
+        position plus what already works on the same side, for Sentinel's position limit."""
+        sign = 1 if side is Side.BID else -1
+        pos = self.portfolio.get(token)
+        return sign, (pos.qty if pos is not None else 0) + sign * self._rest.get((token, side), 0)
 
     def _resting(self, token: int, side: Side) -> int:
         """Units still working on one side of one instrument (for the position limit), kept
