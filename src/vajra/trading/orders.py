@@ -480,6 +480,11 @@ class OrderTracker:
         self._next_id = cid + 1
         return cid
 
+    def fresh(self, client_id: int) -> bool:
+        """Would `new` accept this client id (a positive int not used before)? For writers
+        that send before they register (`OrderGateway.place`)."""
+        return type(client_id) is int and client_id > 0 and client_id not in self._orders
+
     def advance_client_ids(self, past: int) -> None:
         """Make every later `next_client_id()` larger than `past` (a journal restore)."""
         if past >= self._next_id:
