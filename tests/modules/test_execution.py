@@ -351,3 +351,51 @@ def test_the_order_placed_is_the_candidate_with_the_best_nev() -> None:
     assert placed.price == best[1] * 10
     assert abs(ex.nev.value - best[0]) <= 1e-6 * max(1.0, abs(best[0]))
     assert ex.nev.p_fill == best[2].p_fill and ex.nev.edge == best[2].edge
+
+
+def test_place_registers_the_order_even_when_the_venue_call_raises() -> None:
+    """The gateway writes first and keeps its books after: a venue call that raises (a network
+    error, the order may be out) still leaves the order registered as sent, so reconciliation
+    finds it; a client id already used is refused before anything reaches the venue."""
+    r = rig()
+    gw, t = r.gateway, 1_000 * MS
+    r.sentinel.on_feed(t, t)
+
+    def broken(req: PlaceRequest, now_ns: int) -> None:
+        raise ConnectionError("reset by peer")
+
+    real = r.venue.place
+    r.venue.place = broken  # type: ignore[method-assign]
+    cid = gw.tracker.next_client_id()
+    try:
+        gw.place(PlaceRequest(cid, r.inst.token, Side.BID, BID * 10, 250), t)
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the venue's error must reach the caller")
+    o = gw.tracker.get(cid)
+    assert o is not None and o.state is OrderState.PENDING and o.sent_ns == t
+    assert gw.tracker.open_count == 1
+    r.venue.place = real  # type: ignore[method-assign]
+    pending = r.venue.pending_requests
+    again = PlaceRequest(cid, r.inst.token, Side.BID, BID * 10, 250)
+    assert gw.place(again, t) is WriteResult.INVALID
+    assert r.venue.pending_requests == pending and gw.tracker.open_count == 1
+
+
+def test_nev_is_evaluated_while_no_write_is_allowed() -> None:
+    """A closed gate, a weak signal or a halt stops writes, not the NEV the dashboard shows
+    (and the decision path stays warm for the next write)."""
+    r = rig()
+    ex, t = r.execution, 1_000 * MS
+    r.sentinel.on_feed(t, t)
+    assert ex.on_signal(t, BID, ASK, 100_000, 100_000, 0.9, 0.3, False) == 0
+    assert ex.state is ExecState.REDUCING and ex.nev.costs > 0 and ex.nev.edge != 0
+    assert r.venue.pending_requests == 0
+    first = ex.nev.edge
+    assert ex.on_signal(t, BID, ASK, 100_000, 100_000, 0.9, 0.8, False) == 0
+    assert ex.nev.edge > first  # a stronger edge moved the parts, still no write
+    r.kill[0] = 1
+    ex.on_tick(t)
+    assert ex.on_signal(t, BID, ASK, 100_000, 100_000, 0.9, 0.3, True) == 0
+    assert ex.state is ExecState.HALTED and r.venue.pending_requests == 0

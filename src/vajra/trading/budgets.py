@@ -625,6 +625,11 @@ def _day_index(day: int | _dt.date) -> int:
 # -- OTR ----------------------------------------------------------------------------------------
 
 
+#: segments whose exemption band is a fixed fraction of LTP (a set: one hash, not a tuple
+#: built of three attribute loads on every call)
+_CASH_LIKE = frozenset((Segment.NSE_EQ, Segment.BSE_EQ, Segment.NFO_FUT))
+
+
 @dataclass(frozen=True, slots=True)
 class OtrRules:
     """The exchange's OTR penalty slabs and exemption bands, dated (reference §2).
@@ -697,7 +702,7 @@ class OtrRules:
         against one LTP (the Execution ladder) take it once; `exempt` is this, per price."""
         if ltp <= 0:
             return -1
-        if segment in (Segment.NSE_EQ, Segment.BSE_EQ, Segment.NFO_FUT):
+        if segment in _CASH_LIKE:
             return ltp * self.cash_band_num // self.cash_band_den
         if segment == Segment.NFO_OPT:
             pct = ltp * self.option_band_num // self.option_band_den
