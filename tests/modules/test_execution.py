@@ -399,3 +399,22 @@ def test_nev_is_evaluated_while_no_write_is_allowed() -> None:
     ex.on_tick(t)
     assert ex.on_signal(t, BID, ASK, 100_000, 100_000, 0.9, 0.3, True) == 0
     assert ex.state is ExecState.HALTED and r.venue.pending_requests == 0
+
+
+def test_a_cancel_already_in_flight_takes_no_rate_limit_slot() -> None:
+    """A signal that turns cancels the other side's orders; while those cancels are in flight,
+    later signals ask again. The repeats must not use the broker's write budget (they did, and
+    a turning signal filled Kite's 10/s window with no-op cancels, starving real ones)."""
+    r = rig()
+    gw, t = r.gateway, 1_000 * MS
+    r.sentinel.on_feed(t, t)
+    cid = gw.tracker.next_client_id()
+    assert gw.place(PlaceRequest(cid, r.inst.token, Side.BID, BID * 10, 250), t) is WriteResult.SENT
+    t = run(r, t, t + 5 * MS)  # acked
+    assert gw.cancel(cid, t) is WriteResult.SENT
+    allowed = gw.budgets.limiter.snapshot(t).allowed
+    for i in range(30):
+        assert gw.cancel(cid, t + i) is WriteResult.NOTHING
+        assert gw.modify(cid, (BID - 1) * 10, 250, t + i) is WriteResult.NOTHING
+    assert gw.budgets.limiter.snapshot(t + 30).allowed == allowed
+    assert gw.budgets.otr.snapshot().cancels == 1

@@ -208,6 +208,8 @@ class OrderGateway:
         if kill:
             self.sentinel.on_kill_flag(now_ns, kill)
             return self._refuse(client_id, WriteResult.KILLED, 0, now_ns)
+        if not self.tracker.can_modify(client_id, price, qty):
+            return WriteResult.NOTHING  # in flight, unchanged or not resting: no slot taken
         sign, exposure = self._exposure(o.token, o.side)
         extra = qty - o.qty
         v = self.sentinel.check_order(
@@ -247,6 +249,11 @@ class OrderGateway:
         o = self.tracker.get(client_id)
         if o is None or o.terminal:
             return self._refuse(client_id, WriteResult.NOTHING, 0, now_ns)
+        if not self.tracker.can_cancel(client_id):
+            # a cancel already in flight, or an order never sent (ended here): no slot taken
+            self.tracker.cancel_requested(client_id, now_ns)
+            self._track(o)
+            return WriteResult.NOTHING
         repeat = o.cancel_sent_ns != 0
         inst = self.instruments.get(o.token)  # None: an orphan adopted with no known terms
         exempt = self._exempt(inst, o.price) if inst is not None else False

@@ -556,6 +556,20 @@ class OrderTracker:
             self._move(o, target)
         return send
 
+    def can_cancel(self, client_id: int) -> bool:
+        """Would `cancel_requested` send a cancel now? (Records nothing: the gateway asks before
+        it takes a rate-limit slot, so a repeated cancel of an order already being cancelled
+        costs no slot.)"""
+        o = self._get(client_id)
+        return bool(_FLAT[o.state * _N_INPUTS + _CANCEL][2])
+
+    def can_modify(self, client_id: int, price: int, qty: int) -> bool:
+        """Would `modify_requested` send this modify now? (Records nothing; see `can_cancel`.)"""
+        o = self._get(client_id)
+        if qty <= o.filled or (price == o.price and qty == o.qty):
+            return False
+        return bool(_FLAT[o.state * _N_INPUTS + _MODIFY][2])
+
     def cancel_requested(self, client_id: int, now_ns: int) -> bool:
         """Record a cancel going out now. False: nothing to send, because the order already
         ended, a cancel is already in flight, or it was never sent (it is cancelled here)."""
