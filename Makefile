@@ -27,10 +27,9 @@ $(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
 
 venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
 
-run: $(STAMP)  ## doctor, a pinned ring ping-pong, then the synthetic NSE market through book, Oracle, Sonar
+run: $(STAMP)  ## doctor, then the engine on its embedded default (simulated NSE venue, synthetic market)
 	$(PY) -m vajra doctor
-	$(PY) -m vajra ping --seconds $${SECONDS_TO_RUN:-5}
-	$(PY) -m vajra signals --feed synthetic --speed 20 --seconds $${SECONDS_TO_RUN:-10}
+	$(PY) -m vajra run --duration $${SECONDS_TO_RUN:-60}
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""`vajra` command line: doctor, ping, bench, shm housekeeping.
+"""`vajra` command line: run, kill, ctl, doctor, ping, signals, bench, journal, shm.
 
 The GIL watch is installed before anything heavy is imported, so a dependency that turns the GIL
 back on is named, and every command except `doctor` (whose job is to report it) refuses to run
@@ -51,6 +51,85 @@ def cmd_signals(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"vajra signals: {e}", file=sys.stderr)
         return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vajra.engine.config import ConfigError, load
+
+    overrides = list(args.set or [])
+    for key, value in (
+        ("engine.duration_s", args.duration),
+        ("feed.speed", args.speed),
+        ("feed.seed", args.seed),
+        ("engine.run_dir", None if args.run_dir is None else f'"{args.run_dir}"'),
+        ("feed.source", None if args.feed is None else f'"{args.feed}"'),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    try:
+        cfg = load(args.config, overrides)
+    except ConfigError as e:
+        print(f"vajra run: bad configuration: {e}", file=sys.stderr)
+        return 2
+    _guard(args, "vajra run")
+    from vajra.engine.engine import Engine
+
+    try:
+        engine = Engine(cfg)
+    except ValueError as e:  # a feed that cannot be opened, a core plan that cannot be met
+        print(f"vajra run: {e}", file=sys.stderr)
+        return 2
+    code = engine.run()
+    if args.json_summary:
+        import json
+
+        text = json.dumps(engine.summary, indent=1)
+        if args.json_summary == "-":
+            print(text)
+        else:
+            with open(args.json_summary, "w") as f:
+                f.write(text + "\n")
+    return code
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """Act on a running engine through its control block (what the monitor's API does)."""
+    from vajra.shm.control import Command, Control
+    from vajra.shm.segment import SegmentError, list_segments
+
+    run = args.run
+    if run is None:
+        live = [h for h in list_segments() if h.layout_name == "control" and h.ready]
+        if not live:
+            print("vajra: no running engine (no control segment in /dev/shm)", file=sys.stderr)
+            return 2
+        run = max(live, key=lambda h: h.created_ns).run_id
+    try:
+        control = Control.attach(run)
+    except (SegmentError, FileNotFoundError) as e:
+        print(f"vajra: cannot attach to run {run}: {e}", file=sys.stderr)
+        return 2
+    w = control.writer()
+    try:
+        if args.cmd == "kill":
+            seq = w.request_kill(origin=1)
+            ns = w.wait_kill_ack(seq, args.timeout)
+            if ns is None:
+                print(f"run {run}: kill {seq} requested, no acknowledgement in {args.timeout} s")
+                return 1
+            print(f"run {run}: KILLED, acknowledged {ns / 1e6:.3f} ms after the flag was set")
+            return 0
+        cmd = Command[args.action.upper()]
+        seq = w.send(cmd, int(args.arg))
+        ack = w.wait_ack(seq, args.timeout)
+        if ack is None:
+            print(f"run {run}: {cmd.name} sent, no acknowledgement in {args.timeout} s")
+            return 1
+        print(f"run {run}: {cmd.name} -> {ack.result.name} in {ack.latency_ns / 1e6:.3f} ms")
+        return 0 if ack.result.name == "OK" else 1
+    finally:
+        w.close()
+        control.close()
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -140,6 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--seed", type=int, default=7, help="synthetic feed seed")
     sg.add_argument("--allow-gil", action="store_true", help=argparse.SUPPRESS)
 
+    r = sub.add_parser("run", help="the engine: feed, Oracle, Sonar, Execution, Sentinel")
+    r.add_argument("--config", help="a TOML file over config/default.toml")
+    r.add_argument(
+        "--set",
+        action="append",
+        metavar="TABLE.KEY=VALUE",
+        help="override one setting (repeatable), e.g. --set risk.max_position=500",
+    )
+    r.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    r.add_argument("--feed", help="synthetic, binance:PATH or lobster:PATH")
+    r.add_argument("--speed", type=float, help="x the recorded pace; 0 = as fast as possible")
+    r.add_argument("--seed", type=int, help="the synthetic market's seed")
+    r.add_argument("--run-dir", help="where runs/<run>/ and the journal go (default runs)")
+    r.add_argument("--json-summary", metavar="PATH", help="write the summary as JSON (- = stdout)")
+    r.add_argument("--allow-gil", action="store_true", help=argparse.SUPPRESS)
+
+    k = sub.add_parser("kill", help="kill a running engine: no new orders, cancel all resting")
+    k.add_argument("--run", help="run id (default: the newest running engine)")
+    k.add_argument("--timeout", type=float, default=2.0)
+
+    c = sub.add_parser("ctl", help="send a command to a running engine")
+    c.add_argument("action", choices=["rearm", "halt", "resume", "spike"])
+    c.add_argument("--run", help="run id (default: the newest running engine)")
+    c.add_argument("--arg", type=int, default=0, help="spike: duration in ns (default: config)")
+    c.add_argument("--timeout", type=float, default=2.0)
+
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
@@ -177,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_shm(args)
         if args.cmd == "signals":
             return cmd_signals(args)
+        if args.cmd == "run":
+            return cmd_run(args)
+        if args.cmd in ("kill", "ctl"):
+            return cmd_ctl(args)
     except (gil.GilEnabledError, gil.PlatformError) as e:
         print(f"vajra: refusing to start: {e}", file=sys.stderr)
         return 3

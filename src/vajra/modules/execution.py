@@ -128,6 +128,12 @@ class Execution:
         self.cancel_lateness_ns: list[int] = []  # each timer cancel: sent - deadline
         self.decision_ns: list[int] = []  # signal in -> last write out, per signal that wrote
 
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """The venue answers the last `on_tick` applied (the engine's latency histograms read
+        them); valid until the next `on_tick`."""
+        return self._outcomes
+
     # -- market inputs --------------------------------------------------------------------------
 
     def on_trade(self, price: int, qty: int, now_ns: int) -> None:

@@ -1,0 +1,968 @@
+"""`vajra run`: the engine process. One thread per module, each pinned by the core plan, GIL off.
+
+```
+ feed thread ──deque──▶ oracle thread (book, Oracle, Sonar) ──signals ring (shm)──▶ execution
+      │                                                                              thread
+      └──────deque──────────────────────────────────────────▶ simulated venue  ◀──  (gateway,
+ sentinel thread: /proc per thread, heartbeats ──▶ health block          (same thread) Sentinel)
+ journal thread: SQLite WAL, fed by the execution thread's journal ring
+ main thread: control commands, the status line, .hlog intervals, signals, shutdown
+```
+
+The feed thread stamps each event on `perf_counter_ns` as it is released (`vajra.engine.feed`)
+and hands it to the Oracle thread and to the venue. In this process the hand-off is a
+`collections.deque` of event objects (appends and pops are atomic in 3.13t); the Oracle ->
+Execution hop, the one the engine is judged on, is the shared-memory Signal ring with the
+event's stamp inside, so Execution measures tick -> signal, the ring hop, the decision and
+tick -> order on one clock. The simulated venue is owned by the Execution thread, as a live
+venue adapter would be: it sees the market events (its matching needs them) in the order the
+feed released them, before the Signals they cause.
+
+The Sentinel object (risk checks, RTT lockdown, kill) is owned by the Execution thread: every
+order passes it synchronously. The Sentinel *thread* watches the others: thread CPU time,
+context switches and migrations from /proc into the health block; the Execution thread feeds
+each module's heartbeat word to Sentinel, which locks down when one stops.
+
+Kill: the kill word is read by every loop of the Execution thread (and by the gateway before
+every write, and by the Oracle thread's gate); KILLED refuses every write from the loop that
+saw it; Execution cancels everything resting; once every resting order has its cancel sent,
+the engine acknowledges in the control block. Both delays (flag set -> writes blocked, flag
+set -> all cancels sent) are measured on the control block's stamp.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as _dt
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from vajra.engine.config import Config
+from vajra.engine.feed import Pacer, PhaseChange, Source, open_source, restamp
+from vajra.engine.state import ENGINE, EXEC, HEALTH, THREADS, engine_blocks
+from vajra.journal.journal import Journal, KillAction, KillCommand, read_entries
+from vajra.journal.recover import reconcile, replay
+from vajra.journal.tap import GatewayJournal
+from vajra.market.events import Trade
+from vajra.market.top import TopWriter
+from vajra.modules.execution import ExecState, Execution
+from vajra.modules.pipeline import HISTOGRAMS as PIPELINE_HISTOGRAMS
+from vajra.modules.pipeline import MarketPipeline
+from vajra.modules.sentinel import EmergencyState, Reason, RiskStateView, RiskWriter, Sentinel
+from vajra.modules.signal import SIGNAL, SIGNAL_STRUCT
+from vajra.modules.sonar import GATE, GateWriter, Regime
+from vajra.runtime.coreplan import CorePlan, Machine, WaitKind, plan_from_config
+from vajra.runtime.pinning import pin_current_thread, read_thread_stats, set_current_thread_name
+from vajra.runtime.wait import WaitStrategy, make_wait
+from vajra.shm.control import Command, CommandResult, Control, EngineState
+from vajra.shm.histogram import HistogramSet, HistogramSnapshot
+from vajra.shm.hlog import HlogWriter
+from vajra.shm.matrix import MatrixRing
+from vajra.shm.ring import Overflow, Ring
+from vajra.shm.segment import Segment, new_run_id, remove_stale
+from vajra.shm.seqlock import SeqlockWriter
+from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
+from vajra.trading.costs import CostModel, leg_for_segment
+from vajra.trading.gateway import OrderGateway
+from vajra.trading.orders import RttKind
+from vajra.venues.sim import LatencyModel, SimVenue
+
+#: Histograms the engine adds to the pipeline's (ns unless named otherwise).
+ENGINE_HISTOGRAMS = (
+    "feed.release",  # feed thread: release stamp -> handed to both queues
+    "queue_hop",  # feed release stamp -> the Oracle thread takes the event
+    "ring_hop",  # signal published -> Execution reads it
+    "decision",  # Signal read -> order handed to the venue (every check included)
+    "tick_to_order",  # market event stamp -> order handed to the venue (end to end, internal)
+    "execution.signal",  # Execution's time per Signal
+    "order_rtt",  # place -> first answer
+    "cancel_rtt",  # cancel -> its answer
+    "fill_latency",  # place -> first fill seen
+    "cancel_lateness",  # 200 ms timer: cancel sent - deadline
+    "kill.blocked",  # kill word set -> the Execution loop that saw it (writes refused from then)
+    "kill.cancels_sent",  # kill word set -> every resting order has its cancel sent
+)
+HISTOGRAMS = (*PIPELINE_HISTOGRAMS, *ENGINE_HISTOGRAMS)
+#: Sentinel's module ids for heartbeats (its bit mask has room for 16).
+_MODULE_ID = {name: i for i, name in enumerate(THREADS)}
+_HOUSEKEEPING_NS = 10_000_000  # the Execution thread's slower duties, every 10 ms
+_PUBLISH_NS = 50_000_000  # exec and risk blocks for the monitor, every 50 ms
+#: the Sentinel thread's /proc round: it shares a CPU with the feed on small machines, and each
+#: round is ~1 ms of Python per thread read; once a second is enough for a CPU-use gauge
+_HEALTH_INTERVAL_S = 1.0
+_STOP_DRAIN_NS = 2_000_000_000  # at shutdown, wait this long for the cancels' answers
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+class _Shared:
+    """What the threads share in this process. Each field has one writer (named)."""
+
+    def __init__(self) -> None:
+        self.oracle_q: collections.deque[object] = collections.deque()  # feed -> oracle
+        self.venue_q: collections.deque[object] = collections.deque()  # feed -> execution
+        self.trading_from_ns = 0  # feed: the first stamp after the warm-up (0: warming up)
+        self.phase = "-"  # feed: the synthetic market's phase (ground truth, for display)
+        self.feed_ended = False  # feed
+        self.stop_feed = False  # main
+        self.stop_oracle = False  # main
+        self.stop_exec = False  # main
+        self.stop_sentinel = False  # main
+        self.exec_done = False  # execution: resting orders cancelled, journal flushed
+        self.spikes: collections.deque[tuple[int, int]] = collections.deque()  # main -> exec
+        self.errors: list[tuple[str, BaseException, str]] = []  # any thread, append only
+        self.tids: dict[str, int] = {}  # each thread its own entry
+        self.thread_stats: dict[str, Any] = {}  # sentinel: the last /proc reading per thread
+        self.kill_report: dict[str, int] = {}  # execution
+        self.summary: dict[str, Any] = {}  # execution, at exit
+
+
+class Engine:
+    """Set up in `__init__` (nothing started); `run()` starts the threads, serves until the
+    duration ends, a signal arrives or a thread fails, and shuts down; returns the exit code:
+    0 a clean stop, 3 stopped after a kill (KILLED), 1 a module failed."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        out: TextIO = sys.stdout,
+        run_id: str | None = None,
+        machine: Machine | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.run_id = run_id or new_run_id()
+        self.plan: CorePlan = plan_from_config(cfg.cores, machine or Machine.detect())
+        self.source: Source = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
+        self.inst = self.source.instrument
+        self.sh = _Shared()
+        self.run_dir = Path(cfg.engine.run_dir) / self.run_id
+        self._stack = contextlib.ExitStack()
+        self.exit_code = 0
+        self.summary: dict[str, Any] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        with self._stack:
+            for name in remove_stale():
+                self._say(f"removed stale segment /dev/shm/{name} (a run that died)")
+            self._setup()
+            return self._serve()
+
+    def _owned(self, seg: Any) -> None:
+        def drop() -> None:
+            seg.close()
+            seg.unlink()
+
+        self._stack.callback(drop)
+
+    def _setup(self) -> None:
+        cfg, run = self.cfg, self.run_id
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        self.hs = HistogramSet.create(run, HISTOGRAMS)
+        self._owned(self.hs)
+        self.blocks = engine_blocks()
+        self.seg = Segment.create(run, "engine", ENGINE, extra=self.blocks.size)
+        self._owned(self.seg)
+        self.control = Control.create(run)
+        self._owned(self.control)
+        self.signals = Ring.create(
+            run, "signals", 4096, SIGNAL.size, Overflow.REJECT, message=SIGNAL
+        )
+        self._owned(self.signals)
+        self.heat = MatrixRing.create(run, "heatmap", 1024, 10)
+        self._owned(self.heat)
+        # the journal continues across runs (one sequence, one file), so a restart reconciles
+        journal_path = Path(cfg.engine.run_dir) / "journal.db"
+        self.journal = Journal(journal_path, run_id=run)
+        self._stack.callback(self._close_journal)
+        self._restore = self._read_journal(journal_path)
+        self.ctl_main = self.control.reader()
+        self._stack.callback(self.ctl_main.close)
+        self.ctl_main.set_state(EngineState.STARTING)
+        self.view = self.seg.view()
+        self._stack.callback(self.view.release)
+        self.q = self.seg.cast(self.view, "q")
+        self._stack.callback(self.q.release)
+        self.hw = {n: self.hs.writer(n) for n in HISTOGRAMS}
+        for w in self.hw.values():
+            self._stack.callback(w.release)
+        hb = self.seg.extra // 8 + self.blocks.health // 8
+        self.health_w = {n: hb + HEALTH.word(n) for n in HEALTH.names()}
+        self.gate_open_w = (self.seg.extra + self.blocks.gate) // 8 + GATE.word("open")
+        self.hlog = HlogWriter(self.run_dir / "latency.hlog", comment=f"vajra run {run}")
+        self._stack.callback(self.hlog.close)
+
+    def _read_journal(self, path: Path) -> dict[str, Any]:
+        state = replay(read_entries(path))
+        return {
+            "last_seq": state.last_seq,
+            "open": state.open,
+            "next_client_id": state.client_id_hwm + 1,
+            "orders": {
+                cid: (v.token, v.side, v.price, v.qty, v.filled)
+                for cid, v in state.orders.items()
+                if cid in state.open
+            },
+        }
+
+    def _close_journal(self) -> None:
+        with contextlib.suppress(Exception):
+            self.journal.close()
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- the main thread ----------------------------------------------------------------------
+
+    def _serve(self) -> int:
+        cfg, sh = self.cfg, self.sh
+        inst = self.inst
+        plan = ", ".join(f"{m} {c}" for m, c in self.plan.assignments.items())
+        self._say(
+            f"run {self.run_id}: {inst.symbol} ({inst.segment}, tick "
+            f"{inst.format_price(inst.tick)}, lot {inst.lot}) from {cfg.feed.source} at "
+            f"{'full speed' if cfg.feed.speed == 0 else f'{cfg.feed.speed:g}x pace'}, "
+            f"venue {cfg.venue.kind}, broker {cfg.broker.profile}; cores: {plan}; "
+            f"shared memory /dev/shm/vajra-{self.run_id}-*; files {self.run_dir}/"
+        )
+        if cfg.execution.nev.threshold_paise < 0:
+            self._say(
+                f"DEMO: NEV threshold {cfg.execution.nev.threshold_paise / 100:,.0f} Rs: orders "
+                "go out at an expected loss after costs, to show the machinery "
+                "(set execution.nev.threshold_paise = 0 to trade only positive NEV)"
+            )
+        stop = threading.Event()
+        received: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            received.append(signum)
+            stop.set()
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._stack.callback(lambda: [signal.signal(s, h) for s, h in old.items()])
+        threads = {
+            "feed": threading.Thread(target=self._guard, args=("feed", self._feed), daemon=True),
+            "oracle": threading.Thread(
+                target=self._guard, args=("oracle", self._oracle), daemon=True
+            ),
+            "execution": threading.Thread(
+                target=self._guard, args=("execution", self._execution), daemon=True
+            ),
+            "sentinel": threading.Thread(
+                target=self._guard, args=("sentinel", self._sentinel), daemon=True
+            ),
+        }
+        for name in ("execution", "oracle", "sentinel", "feed"):
+            threads[name].name = f"vajra-{name}"
+            threads[name].start()
+        self.journal.start()
+        jt = self.journal._thread
+        if jt is not None and jt.native_id is not None:
+            sh.tids["journal"] = jt.native_id
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(jt.native_id, {self.plan.assignments["journal"]})
+        # the heap built so far is permanent: frozen, it is never scanned again; collections of
+        # what the run allocates are spaced out (3.13t stops every thread for a collection)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(cfg.engine.gc_threshold)
+        self.ctl_main.set_state(EngineState.ACTIVE)
+        t0 = time.monotonic()
+        end = t0 + cfg.engine.duration_s if cfg.engine.duration_s > 0 else float("inf")
+        next_status = t0 + cfg.engine.status_interval_s if cfg.engine.status_interval_s else None
+        next_hlog = t0 + cfg.engine.hlog_interval_s
+        next_spike = t0 + cfg.venue.spike_first_s if cfg.venue.spike_every_s > 0 else float("inf")
+        prev = {n: self.hs.snapshot(n) for n in HISTOGRAMS}
+        why = "duration"
+        while True:
+            now = time.monotonic()
+            if sh.errors:
+                why = f"{sh.errors[0][0]} thread failed"
+                break
+            if stop.is_set():
+                why = signal.Signals(received[0]).name if received else "stop"
+                break
+            if now >= end:
+                break
+            if sh.feed_ended and not sh.oracle_q:
+                why = "feed ended"
+                break
+            if now >= next_spike:
+                self._spike()
+                next_spike = now + cfg.venue.spike_every_s
+            if now >= next_hlog:
+                prev = self._hlog_interval(prev)
+                next_hlog = now + cfg.engine.hlog_interval_s
+            if next_status is not None and now >= next_status:
+                self._say(self.status_line())
+                next_status = now + cfg.engine.status_interval_s
+            self.ctl_main.heartbeat()
+            stop.wait(0.02)
+        self._say(f"stopping ({why}): cancelling resting orders, flushing the journal")
+        self.ctl_main.set_state(EngineState.STOPPED)
+        sh.stop_feed = True
+        sh.stop_oracle = True
+        sh.stop_exec = True
+        threads["execution"].join(timeout=10)
+        sh.stop_sentinel = True
+        for name in ("feed", "oracle", "sentinel"):
+            threads[name].join(timeout=5)
+        alive = [n for n, t in threads.items() if t.is_alive()]
+        self._hlog_interval(prev)
+        self.journal.close()
+        summary = self.summary = self._summary(why, time.monotonic() - t0)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        self._print_summary(summary)
+        if alive:
+            self._say(f"threads that did not stop: {alive}")
+        if sh.errors:
+            for name, _, tb in sh.errors:
+                self._say(f"{name} thread failed:\n{tb}")
+            return 1
+        if alive:
+            return 1
+        return 3 if summary["emergency"] == "KILLED" else 0
+
+    def _guard(self, name: str, fn: Callable[[], None]) -> None:
+        """Every thread: its failure stops the engine with the traceback, never silently."""
+        try:
+            self.sh.tids[name] = threading.get_native_id()
+            set_current_thread_name(f"vajra-{name}")
+            cpu = self.plan.assignments[name]
+            pin_current_thread(cpu)
+            fn()
+        except BaseException as e:
+            self.sh.errors.append((name, e, traceback.format_exc()))
+
+    def _wait(self, module: str) -> WaitStrategy:
+        """The plan's wait strategy. A module with company on its CPU yields on its first idle
+        poll: spinning first (the strategy's default 200 polls, ~0.4 ms of this loop) would keep
+        the CPU from the thread it shares it with, which is the very thread it waits for."""
+        kind = self.plan.waits[module]
+        cpu = self.plan.assignments[module]
+        if kind is WaitKind.SPIN_YIELD and (
+            len(self.plan.modules_on(cpu)) > 1 or cpu == self.plan.housekeeping
+        ):
+            return make_wait(kind, spins=0)
+        return make_wait(kind)
+
+    def _spike(self) -> None:
+        v = self.cfg.venue
+        self.sh.spikes.append((int(v.spike_duration_ms * 1e6), int(v.spike_extra_ms * 1e6)))
+
+    def _hlog_interval(self, prev: dict[str, HistogramSnapshot]) -> dict[str, HistogramSnapshot]:
+        now = {n: self.hs.snapshot(n) for n in HISTOGRAMS}
+        for n in HISTOGRAMS:
+            iv = now[n].subtract(prev[n])
+            if iv.total:
+                self.hlog.write(iv, tag=n)
+        return now
+
+    def _pct(self, name: str, p: float) -> float:
+        s = self.hs.snapshot(name)
+        return s.percentile(p) / 1e3 if s.total else float("nan")
+
+    def status_line(self) -> str:
+        """One line from shared memory (what the monitor reads too)."""
+        ex = self._read_exec()
+        gate = self.q[self.gate_open_w]
+        regime = Regime(self.q[self.gate_open_w + 2]).name
+        otr_t = ex["otr_trades"] or 1
+        return (
+            f"{time.strftime('%H:%M:%S')} {EmergencyState(ex['emergency']).name:8} "
+            f"{ExecState(ex['state']).name:8} {regime:6} gate {'OPEN' if gate else 'shut'} "
+            f"phase {self.sh.phase:14} orders {ex['placed']:>5} fills {ex['fills']:>4} "
+            f"cancels {ex['cancels_sent']:>5} open {ex['open_orders']:>2} pos {ex['position']:>+6} "
+            f"pnl {ex['pnl_paise'] / 100:>+10,.0f} Rs  OTR {ex['otr_penalty_orders'] / otr_t:5.1f} "
+            f"(slab {ex['otr_slab_paise']}p)  RTT p99 {self._pct('order_rtt', 99) / 1e3:5.1f} ms  "
+            f"tick->order p99 {self._pct('tick_to_order', 99):6.0f} µs"
+        )
+
+    def _read_exec(self) -> dict[str, Any]:
+        from vajra.shm.seqlock import SeqlockReader
+
+        r = SeqlockReader(self.q, self.seg.extra + self.blocks.exec, EXEC)
+        return dict(r.read())
+
+    # -- feed thread ----------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        sh, cfg = self.sh, self.cfg
+        src = self.source
+        perf = time.perf_counter_ns
+        h = self.hw["feed.release"]
+        hb, loops, events = (self.health_w[f"feed_{k}"] for k in ("hb_ns", "loops", "events"))
+        q = self.q
+        oracle_q, venue_q = sh.oracle_q, sh.venue_q
+        if src.initial is not None:
+            t = perf()
+            first = restamp(src.initial, t)
+            oracle_q.append(first)
+            venue_q.append(first)
+
+        def beat() -> None:
+            q[hb] = perf()
+
+        def drained() -> None:  # the warm-up is worked through before the first live event
+            while (oracle_q or venue_q) and not sh.stop_feed:
+                q[hb] = perf()
+                time.sleep(0.001)
+
+        n = 0
+        while not sh.stop_feed:
+            pacer = Pacer(cfg.feed.speed, int(cfg.feed.warmup_s * 1e9), drained, beat)
+            for market_ns, ev in src.events():
+                if sh.stop_feed:
+                    break
+                if type(ev) is PhaseChange:
+                    sh.phase = ev.phase.name
+                    continue
+                if src.paced_inside:
+                    stamp = getattr(ev, "recv_ns", 0) or perf()
+                else:
+                    stamp = pacer.release(market_ns)
+                    ev = restamp(ev, stamp)
+                if not sh.trading_from_ns and (src.paced_inside or not pacer.warming):
+                    sh.trading_from_ns = stamp
+                oracle_q.append(ev)
+                venue_q.append(ev)
+                if sh.trading_from_ns:  # warm-up events are stamped in the past: not timed
+                    h.record(perf() - stamp)
+                n += 1
+                q[events] = n
+                q[loops] = n
+                q[hb] = perf()
+                # as fast as possible: do not run more than ~64k events ahead of the Oracle
+                while len(oracle_q) > 65_536 and not sh.stop_feed:
+                    q[hb] = perf()
+                    time.sleep(0.0005)
+            if src.endless or not cfg.feed.loop:
+                break
+        sh.feed_ended = True
+
+    # -- oracle thread --------------------------------------------------------------------------
+
+    def _oracle(self) -> None:
+        sh = self.sh
+        perf = time.perf_counter_ns
+        q = self.q
+        base = self.seg.extra
+        ctl = self.control.reader()
+        risk = RiskStateView(self.view, base + self.blocks.risk)
+        top = TopWriter(self.view, base + self.blocks.top)
+        gate = GateWriter(self.view, base + self.blocks.gate)
+        sw, heat = self.signals.writer(), self.heat.writer()
+        writers = {n: self.hw[n] for n in PIPELINE_HISTOGRAMS}
+        pipe = MarketPipeline(
+            self.inst,
+            histograms=writers,
+            top=top,
+            gate=gate,
+            signals=sw,
+            heatmap=heat,
+            sync=self.source.sync,
+            sentinel_ok=risk.ok,
+            kill_clear=lambda: ctl.kill_requested() == 0,
+        )
+        h_hop = self.hw["queue_hop"]
+        hb, loops, events = (self.health_w[f"oracle_{k}"] for k in ("hb_ns", "loops", "events"))
+        wait = self._wait("oracle")
+        oq = sh.oracle_q
+        pop = oq.popleft
+        on_event = pipe.on_event
+        n = it = 0
+        next_tick = 0
+        trading = 1 << 62  # no event is timed before the feed says the warm-up is over
+        sonar = pipe.sonar
+        regime = sonar.regime
+        seen: dict[str, int] = {regime.name: 1}  # regime -> times entered
+        sh.summary["regimes_entered"] = seen
+        try:
+            while not sh.stop_oracle:
+                it += 1
+                if oq:
+                    # hot loop: a deque pop, the pipeline (~10-20 µs per book update), a stamp
+                    ev = pop()
+                    t_ev = getattr(ev, "recv_ns", 0)
+                    if t_ev >= trading:  # warm-up events are stamped in the past: not timed
+                        h_hop.record(perf() - t_ev)
+                    elif sh.trading_from_ns:
+                        trading = sh.trading_from_ns
+                    on_event(ev)
+                    n += 1
+                    if sonar.regime is not regime:  # for the summary: what the run went through
+                        regime = sonar.regime
+                        seen[regime.name] = seen.get(regime.name, 0) + 1
+                    if n & 63 == 0:
+                        q[events] = n
+                        q[hb] = perf()
+                    wait.reset()
+                    continue
+                now = perf()
+                q[hb] = now
+                q[loops] = it
+                q[events] = n
+                if now >= next_tick:  # staleness is judged by the clock when nothing arrives
+                    pipe.tick(now)
+                    next_tick = now + 10_000_000
+                wait.idle()
+        finally:
+            for c in (top, gate, sw, heat, risk, ctl):
+                c.close()
+            wait.close()
+
+    # -- execution thread -----------------------------------------------------------------------
+
+    def _build_execution(self) -> tuple[Execution, OrderGateway, SimVenue, Sentinel]:
+        cfg = self.cfg
+        inst = self.inst
+        now = time.perf_counter_ns()
+        v = cfg.venue
+        latency = LatencyModel(
+            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
+        )
+        venue = SimVenue([inst], latency=latency, seed=cfg.feed.seed)
+        self.venue = venue  # for inspection after the run (tests); owned by the thread
+        sentinel = Sentinel(cfg.risk, now_ns=now)
+        b = cfg.broker
+        limiter = RateLimiter(BrokerProfile.builtin(b.profile), margin_ns=b.limiter_margin_ns)
+        budgets = Budgets(limiter, OtrBudget(ceiling=b.otr_ceiling))
+        day = _dt.date.fromisoformat(b.trade_date) if b.trade_date else _dt.date.today()
+        model = CostModel.load()
+        rate = model.round_trip_rate(leg_for_segment(inst.segment), day)
+        holder: list[Execution] = []
+
+        def ltp(token: int) -> int:
+            return holder[0].ltp if holder else 0
+
+        def cost(token: int, side: object, price: int, qty: int) -> int:
+            return round(rate(price, qty)[0] / 2)  # one side of the round trip
+
+        ctl = self.control.reader()
+        self._exec_ctl = ctl
+        self._journal_writer = self.journal.writer("exec")
+        gw = OrderGateway(
+            venue,
+            budgets,
+            sentinel,
+            {inst.token: inst},
+            kill_word=ctl.kill_requested,
+            ltp=ltp,
+            cost=cost,
+            journal=GatewayJournal(self._journal_writer),
+        )
+        ex = Execution(cfg.execution, gw, inst, rate, now)
+        holder.append(ex)
+        self.gateway, self.execution = gw, ex  # for inspection after the run (tests)
+        r = self._restore
+        if r["open"]:  # a previous run died with orders open: none survive at this venue
+            rec = reconcile(replay(read_entries(self.journal.path)), [])
+            self.sh.summary["restored"] = {
+                "journal_open": list(r["open"]),
+                "lost": list(rec.lost),
+                "cancelled": list(rec.cancel),
+            }
+        gw.tracker.advance_client_ids(r["next_client_id"] - 1)
+        return ex, gw, venue, sentinel
+
+    def _execution(self) -> None:
+        sh = self.sh
+        perf = time.perf_counter_ns
+        ex, gw, venue, sentinel = self._build_execution()
+        ctl = self._exec_ctl
+        base = self.seg.extra
+        risk_w = RiskWriter(self.view, base + self.blocks.risk)
+        exec_w = SeqlockWriter(self.view, base + self.blocks.exec, EXEC)
+        reader = self.signals.reader()
+        poll, commit, buf = reader.poll, reader.commit, reader.buf
+        unpack = SIGNAL_STRUCT.unpack_from
+        q = self.q
+        gate_w = self.gate_open_w
+        hw = self.hw
+        h_hop, h_dec, h_t2o, h_sig = (
+            hw["ring_hop"],
+            hw["decision"],
+            hw["tick_to_order"],
+            hw["execution.signal"],
+        )
+        h_rtt, h_crtt, h_fill, h_late = (
+            hw["order_rtt"],
+            hw["cancel_rtt"],
+            hw["fill_latency"],
+            hw["cancel_lateness"],
+        )
+        hb, loops, events = (self.health_w[f"execution_{k}"] for k in ("hb_ns", "loops", "events"))
+        hb_words = [
+            (i, self.health_w[f"{m}_hb_ns"]) for m, i in _MODULE_ID.items() if m != "journal"
+        ]
+        wait = self._wait("execution")
+        venue_q = sh.venue_q
+        vpop = venue_q.popleft
+        on_market, on_trade, on_signal, on_tick = (
+            venue.on_market,
+            ex.on_trade,
+            ex.on_signal,
+            ex.on_tick,
+        )
+        kill_word = ctl.kill_requested
+        outcomes = ex.outcomes
+        jw = self._journal_writer
+        last_feed = 0
+        n = it = 0
+        next_house = next_pub = 0
+        lateness_seen = 0
+        kill_seen = 0  # the kill sequence this loop has seen
+        kill_acked = 0
+        stopping_since = 0
+        try:
+            while True:
+                it += 1
+                busy = False
+                while venue_q:  # the exchange sees the market before our reaction to it
+                    mev = vpop()
+                    t = perf()
+                    on_market(mev, t)
+                    if type(mev) is Trade:
+                        on_trade(mev.price, mev.qty, t)
+                    last_feed = getattr(mev, "recv_ns", last_feed)
+                    busy = True
+                off = poll()
+                if off >= 0:
+                    # hot path: unpack (~1 µs), the decision (~15 µs when it writes), 3 stamps
+                    t_in = perf()
+                    s = unpack(buf, off)
+                    commit()
+                    n += 1
+                    trading = sh.trading_from_ns
+                    if trading and s[2] >= trading and not stopping_since:
+                        h_hop.record(t_in - s[3])
+                        gate_open = q[gate_w] == 1 and s[9] == 0
+                        if on_signal(t_in, s[5], s[6], s[7], s[8], s[14], s[15], gate_open):
+                            w = gw.last_write_ns
+                            h_dec.record(w - t_in)
+                            h_t2o.record(w - s[2])
+                        h_sig.record(perf() - t_in)
+                    busy = True
+                now = perf()
+                on_tick(now)
+                if outcomes:
+                    for oc in outcomes:
+                        o = oc.order
+                        if o is None or not oc.applied:
+                            continue
+                        if oc.rtt_kind is RttKind.ORDER:
+                            h_rtt.record(now - o.sent_ns)
+                        elif oc.rtt_kind is RttKind.CANCEL:
+                            h_crtt.record(now - o.cancel_sent_ns)
+                        if oc.fill_qty and o.filled == oc.fill_qty:
+                            h_fill.record(now - o.sent_ns)
+                k = kill_word()
+                if k and k != kill_seen:  # the loop that sees it: writes are refused from here
+                    t = perf()  # not `now`: the flag may have been set after that stamp
+                    kill_seen = k
+                    set_ns = ctl.get("kill_set_ns")
+                    hw["kill.blocked"].record(t - set_ns)
+                    sh.kill_report = {"seq": k, "set_ns": set_ns, "blocked_ns": t - set_ns}
+                    origin = ctl.get("kill_origin")
+                    jw.append(KillCommand(KillAction.KILL, k, f"control origin {origin}"), t)
+                if (
+                    kill_seen
+                    and kill_acked != kill_seen
+                    and not any(o.cancel_sent_ns == 0 for o in gw.tracker.open_orders())
+                ):
+                    t = perf()
+                    set_ns = sh.kill_report["set_ns"]
+                    hw["kill.cancels_sent"].record(t - set_ns)
+                    sh.kill_report["cancels_sent_ns"] = t - set_ns
+                    ctl.ack_kill(kill_seen)
+                    kill_acked = kill_seen
+                if now >= next_house:
+                    next_house = now + _HOUSEKEEPING_NS
+                    sentinel.on_feed(now, last_feed)
+                    for i, w in hb_words:
+                        beat = q[w]
+                        if beat:
+                            sentinel.heartbeat(i, beat)
+                    q[hb] = now
+                    q[loops] = it
+                    q[events] = n
+                    lat = ex.cancel_lateness_ns
+                    while lateness_seen < len(lat):
+                        h_late.record(max(0, lat[lateness_seen]))
+                        lateness_seen += 1
+                    self._commands(ctl, sentinel, venue, now)
+                    while sh.spikes:
+                        dur, extra = sh.spikes.popleft()
+                        venue.latency.spike(now, now + dur, extra)
+                    if now >= next_pub:
+                        next_pub = now + _PUBLISH_NS
+                        risk_w.publish(sentinel, now)
+                        self._publish_exec(exec_w, ex, gw, venue, now)
+                    if sh.stop_exec:
+                        if not stopping_since:
+                            stopping_since = now
+                            sentinel.unwatch(_MODULE_ID["feed"])
+                            sentinel.unwatch(_MODULE_ID["oracle"])
+                            sentinel.unwatch(_MODULE_ID["sentinel"])
+                            gw.cancel_all(now)
+                        elif gw.tracker.open_orders():
+                            gw.cancel_all(now)  # what the broker's limits held back
+                        if not gw.tracker.open_orders() or now - stopping_since > _STOP_DRAIN_NS:
+                            break
+                if busy:
+                    wait.reset()
+                else:
+                    wait.idle()
+        finally:
+            now = perf()
+            risk_w.publish(sentinel, now)
+            self._publish_exec(exec_w, ex, gw, venue, now)
+            sh.summary.update(self._exec_summary(ex, gw, venue, sentinel))
+            if gw.journal is not None:
+                w = gw.journal.writer  # type: ignore[attr-defined]
+                w.flush(5.0)
+            for c in (risk_w, exec_w, reader, ctl):
+                c.close()
+            wait.close()
+            sh.exec_done = True
+
+    def _commands(self, ctl: Any, sentinel: Sentinel, venue: SimVenue, now: int) -> None:
+        c = ctl.poll_command()
+        if c is None:
+            return
+        seq, cmd, arg = c
+        result = CommandResult.OK
+        if cmd is Command.REARM:
+            ok = sentinel.reset(now, ctl.kill_requested())
+            result = CommandResult.OK if ok else CommandResult.REJECTED
+            if ok:
+                ctl.set_state(EngineState.ACTIVE)
+            self._journal_writer.append(
+                KillCommand(KillAction.REARM, ctl.get("last_kill"), "control", result.name), now
+            )
+        elif cmd is Command.HALT:
+            sentinel.halt(now)
+        elif cmd is Command.RESUME:
+            sentinel.resume(now)
+        elif cmd is Command.SPIKE:
+            v = self.cfg.venue
+            dur = int(arg) if arg > 0 else int(v.spike_duration_ms * 1e6)
+            venue.latency.spike(now, now + dur, int(v.spike_extra_ms * 1e6))
+        elif cmd is Command.SNAPSHOT:
+            pass  # the blocks are republished every 50 ms anyway
+        else:
+            result = CommandResult.UNKNOWN
+        ctl.ack_command(seq, result)
+
+    def _publish_exec(
+        self, w: SeqlockWriter, ex: Execution, gw: OrderGateway, venue: SimVenue, now: int
+    ) -> None:
+        otr = gw.budgets.otr
+        lim = gw.budgets.limiter
+        if ex.ltp:
+            gw.portfolio.mark(self.inst.token, ex.ltp)
+        pos = gw.portfolio.get(self.inst.token)
+        usage = {u.name: u.used for u in lim.window_usage(now)}
+        nev = ex.nev
+        w.write(
+            (
+                int(ex.state),
+                int(gw.sentinel.state),
+                ex.signals,
+                ex.placed,
+                venue.stats.fills,
+                otr.trades,
+                ex.cancels_sent,
+                ex.timer_cancels,
+                gw.tracker.open_count,
+                sum(v for k, v in gw.refused.items() if int(k)),
+                pos.qty if pos is not None else 0,
+                gw.portfolio.net(),
+                gw.portfolio.costs,
+                otr._entries,
+                otr._mods,
+                otr._cancels,
+                otr.trades,
+                otr.penalty_orders,
+                otr.slab_paise(),
+                otr.ceiling,
+                usage.get("1s", 0),
+                usage.get("1m", 0),
+                lim.day_used,
+                1 if ex.would_place else 0,
+                nev.value,
+                nev.p_fill,
+                nev.edge,
+                nev.costs,
+                nev.stt,
+                nev.adverse,
+                otr.pressure(),
+                now,
+            )
+        )
+
+    def _exec_summary(
+        self, ex: Execution, gw: OrderGateway, venue: SimVenue, sentinel: Sentinel
+    ) -> dict[str, Any]:
+        otr = gw.budgets.otr
+        return {
+            "signals": ex.signals,
+            "orders": ex.placed,
+            "fills": venue.stats.fills,
+            "filled_orders": otr.trades,
+            "cancels": ex.cancels_sent,
+            "timer_cancels": ex.timer_cancels,
+            "open_orders_at_exit": gw.tracker.open_count,
+            "venue_open_at_exit": len(venue.open_orders()),
+            "refused": {k.name: v for k, v in gw.refused.items() if v},
+            "budget_refusals": {
+                "limiter": {
+                    r.name: n
+                    for r, n in zip(
+                        type(gw.budgets.last_refusal),
+                        gw.budgets.limiter.snapshot(time.perf_counter_ns()).refusals,
+                        strict=False,
+                    )
+                    if n
+                },
+                "otr": otr.refused,
+            },
+            "pnl_paise": gw.portfolio.net(),
+            "otr": {
+                "entries": otr._entries,
+                "cancels": otr._cancels,
+                "trades": otr.trades,
+                "penalty_orders": otr.penalty_orders,
+                "slab_paise": otr.slab_paise(),
+                "projected_penalty_paise": otr.projected_penalty_paise(),
+            },
+            # every emergency state the run entered, with the reason of its last entry
+            "entered": {
+                st.name: Reason(sentinel.entered_reason[st]).name
+                for st in EmergencyState
+                if sentinel.entered_ns[st] and st is not EmergencyState.NORMAL
+            },
+            "emergency": EmergencyState(sentinel.state).name,
+            "emergency_reason": sentinel.reason.name,
+            "journal_appended": gw.journal.writer.appended if gw.journal else 0,  # type: ignore[attr-defined]
+        }
+
+    # -- sentinel thread ------------------------------------------------------------------------
+
+    def _sentinel(self) -> None:
+        sh = self.sh
+        q = self.q
+        hb = self.health_w["sentinel_hb_ns"]
+        loops = self.health_w["sentinel_loops"]
+        last: dict[str, Any] = {}
+        it = 0
+        next_round = 0.0
+        while not sh.stop_sentinel:
+            it += 1
+            q[hb] = time.perf_counter_ns()
+            q[loops] = it
+            time.sleep(0.05)  # beats every 50 ms; reads /proc once a second
+            if time.monotonic() < next_round:
+                continue
+            next_round = time.monotonic() + _HEALTH_INTERVAL_S
+            for name, tid in list(sh.tids.items()):
+                w = self.health_w
+                try:
+                    st = read_thread_stats(tid)
+                except OSError:
+                    q[w[f"{name}_alive"]] = 0
+                    continue
+                prev = last.get(name)
+                q[w[f"{name}_tid"]] = tid
+                q[w[f"{name}_cpu"]] = st.last_cpu
+                q[w[f"{name}_alive"]] = 1
+                q[w[f"{name}_ctx_voluntary"]] = st.voluntary_ctxt_switches
+                q[w[f"{name}_ctx_involuntary"]] = st.nonvoluntary_ctxt_switches
+                q[w[f"{name}_migrations"]] = st.nr_migrations or 0
+                if prev is not None and st.sampled_ns > prev.sampled_ns:
+                    frac = (st.cpu_ns - prev.cpu_ns) / (st.sampled_ns - prev.sampled_ns)
+                    q[w[f"{name}_cpu_permille"]] = int(1000 * frac)
+                last[name] = st
+                sh.thread_stats[name] = st
+
+    # -- summary --------------------------------------------------------------------------------
+
+    def _summary(self, why: str, seconds: float) -> dict[str, Any]:
+        lat: dict[str, Any] = {}
+        for n in HISTOGRAMS:
+            s = self.hs.snapshot(n)
+            if s.total:
+                p = s.percentiles([50, 99, 99.9])
+                lat[n] = {
+                    "n": s.total,
+                    "p50_us": p[50] / 1e3,
+                    "p99_us": p[99] / 1e3,
+                    "p99_9_us": p[99.9] / 1e3,
+                    "max_us": s.max / 1e3,
+                }
+        health = {
+            t: {
+                "cpu": self.q[self.health_w[f"{t}_cpu"]],
+                "cpu_permille": self.q[self.health_w[f"{t}_cpu_permille"]],
+                "ctx_involuntary": self.q[self.health_w[f"{t}_ctx_involuntary"]],
+                "migrations": self.q[self.health_w[f"{t}_migrations"]],
+                "planned_cpu": self.plan.assignments.get(t),
+                "allowed_cpus": list(st.cpus_allowed) if st is not None else [],
+                "last_cpu": st.last_cpu if st is not None else -1,
+                "tid": st.tid if st is not None else 0,
+            }
+            for t in THREADS
+            for st in (self.sh.thread_stats.get(t),)
+        }
+        out = {
+            "run": self.run_id,
+            "stopped_by": why,
+            "seconds": round(seconds, 3),
+            "feed": self.cfg.feed.source,
+            "instrument": self.inst.symbol,
+            "plan": self.plan.to_dict(),
+            "latency": lat,
+            "kill": dict(self.sh.kill_report),
+            "threads": health,
+            "ring": self.signals.stats(),
+            "errors": [f"{n}: {e!r}" for n, e, _ in self.sh.errors],
+            **self.sh.summary,
+        }
+        out.setdefault("emergency", "NORMAL")
+        return out
+
+    def _print_summary(self, s: dict[str, Any]) -> None:
+        self._say(
+            f"run {s['run']} stopped ({s['stopped_by']}) after {s['seconds']:.1f} s: "
+            f"{s.get('orders', 0)} orders, {s.get('fills', 0)} fills, {s.get('cancels', 0)} "
+            f"cancels, {s.get('open_orders_at_exit', 0)} left open, state {s['emergency']} "
+            f"({s.get('emergency_reason', '-')})"
+        )
+        for n, v in s["latency"].items():
+            self._say(
+                f"  {n:18} n={v['n']:<8,} p50 {v['p50_us']:9.1f} µs  p99 {v['p99_us']:9.1f} µs"
+                f"  p99.9 {v['p99_9_us']:9.1f} µs"
+            )
+        if s["kill"]:
+            k = s["kill"]
+            self._say(
+                f"  kill: writes blocked {k.get('blocked_ns', 0) / 1e3:.1f} µs after the flag, "
+                f"all cancels sent after {k.get('cancels_sent_ns', 0) / 1e3:.1f} µs"
+            )
+        self._say(f"  files: {self.run_dir}/latency.hlog, summary.json, config.json")
