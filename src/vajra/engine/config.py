@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from vajra.modules.execution import ExecutionConfig
+from vajra.modules.oracle import OracleConfig
 from vajra.modules.sentinel import SentinelConfig
+from vajra.modules.sonar import SonarConfig
 from vajra.trading.nev import NevConfig
 
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "config" / "default.toml"
@@ -95,10 +97,20 @@ class BrokerSection:
     limiter_margin_ns: int = 20_000_000  # every window lengthened: the venue counts arrivals
     otr_ceiling: int = 40
     trade_date: str = ""  # YYYY-MM-DD for the cost schedule; "": today
+    #: replays of non-Indian markets (Binance, LOBSTER) have no NSE cost table: a flat fee per
+    #: side, basis points of the order value (Binance USD-M maker: 2 bp)
+    replay_fee_bps: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.limiter_margin_ns < 0 or self.otr_ceiling < 3:
-            raise ValueError("limiter_margin_ns >= 0 and otr_ceiling >= 3")
+        if self.limiter_margin_ns < 0 or self.otr_ceiling < 3 or self.replay_fee_bps < 0:
+            raise ValueError("limiter_margin_ns >= 0, otr_ceiling >= 3, replay_fee_bps >= 0")
+        if self.trade_date:
+            import datetime
+
+            try:
+                datetime.date.fromisoformat(self.trade_date)
+            except ValueError:
+                raise ValueError(f"trade_date {self.trade_date!r} is not YYYY-MM-DD") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,8 @@ class Config:
     feed: FeedSection = field(default_factory=FeedSection)
     venue: VenueSection = field(default_factory=VenueSection)
     broker: BrokerSection = field(default_factory=BrokerSection)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
+    sonar: SonarConfig = field(default_factory=SonarConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     risk: SentinelConfig = field(default_factory=SentinelConfig)
     cores: Mapping[str, Any] = field(default_factory=dict)  # vajra.runtime.coreplan's table
@@ -133,6 +147,8 @@ _SECTIONS: dict[str, type] = {
     "feed": FeedSection,
     "venue": VenueSection,
     "broker": BrokerSection,
+    "oracle": OracleConfig,
+    "sonar": SonarConfig,
     "execution": ExecutionConfig,
     "risk": SentinelConfig,
 }

@@ -37,6 +37,7 @@ import contextlib
 import datetime as _dt
 import gc
 import json
+import math
 import os
 import signal
 import sys
@@ -72,7 +73,7 @@ from vajra.shm.ring import Overflow, Ring
 from vajra.shm.segment import Segment, new_run_id, remove_stale
 from vajra.shm.seqlock import SeqlockWriter
 from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
-from vajra.trading.costs import CostModel, leg_for_segment
+from vajra.trading.costs import CostModel, RoundTripRate, leg_for_segment
 from vajra.trading.gateway import OrderGateway
 from vajra.trading.orders import RttKind
 from vajra.venues.sim import LatencyModel, SimVenue
@@ -105,6 +106,20 @@ _STOP_DRAIN_NS = 2_000_000_000  # at shutdown, wait this long for the cancels' a
 
 class EngineError(RuntimeError):
     pass
+
+
+def _round_trip_rate(cfg: Config, inst: Any) -> tuple[RoundTripRate, str]:
+    """The instrument's round-trip cost: the dated NSE cost model for NSE segments, a flat fee
+    per side for replays of other markets (they have no Indian charges)."""
+    b = cfg.broker
+    day = _dt.date.fromisoformat(b.trade_date) if b.trade_date else _dt.date.today()
+    try:
+        leg = leg_for_segment(inst.segment)
+    except ValueError:
+        f = b.replay_fee_bps / 1e4
+        rate = RoundTripRate(f, f, 0.0, math.inf, 0.0, 0.0, 0.0)
+        return rate, f"costs: {b.replay_fee_bps:g} bp a side ({inst.segment} has no NSE charges)"
+    return CostModel.load().round_trip_rate(leg, day), f"costs: NSE {leg.name.lower()}, {day}"
 
 
 class _Shared:
@@ -148,6 +163,7 @@ class Engine:
         self.plan: CorePlan = plan_from_config(cfg.cores, machine or Machine.detect())
         self.source: Source = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
         self.inst = self.source.instrument
+        self.rate, self.cost_note = _round_trip_rate(cfg, self.inst)
         self.sh = _Shared()
         self.run_dir = Path(cfg.engine.run_dir) / self.run_id
         self._stack = contextlib.ExitStack()
@@ -238,7 +254,8 @@ class Engine:
             f"run {self.run_id}: {inst.symbol} ({inst.segment}, tick "
             f"{inst.format_price(inst.tick)}, lot {inst.lot}) from {cfg.feed.source} at "
             f"{'full speed' if cfg.feed.speed == 0 else f'{cfg.feed.speed:g}x pace'}, "
-            f"venue {cfg.venue.kind}, broker {cfg.broker.profile}; cores: {plan}; "
+            f"venue {cfg.venue.kind}, broker {cfg.broker.profile}, {self.cost_note}; "
+            f"cores: {plan}; "
             f"shared memory /dev/shm/vajra-{self.run_id}-*; files {self.run_dir}/"
         )
         if cfg.execution.nev.threshold_paise < 0:
@@ -448,10 +465,12 @@ class Engine:
                 q[events] = n
                 q[loops] = n
                 q[hb] = perf()
-                # as fast as possible: do not run more than ~64k events ahead of the Oracle
-                while len(oracle_q) > 65_536 and not sh.stop_feed:
+                # as fast as possible: stay at most 256 events ahead of the Oracle, so an
+                # event's stamp is taken near when the engine can take it (the latency is the
+                # engine's, the events/s the measure) and memory stays bounded
+                while len(oracle_q) > 256 and not sh.stop_feed:
                     q[hb] = perf()
-                    time.sleep(0.0005)
+                    time.sleep(0.0001)
             if src.endless or not cfg.feed.loop:
                 break
         sh.feed_ended = True
@@ -471,6 +490,8 @@ class Engine:
         writers = {n: self.hw[n] for n in PIPELINE_HISTOGRAMS}
         pipe = MarketPipeline(
             self.inst,
+            self.cfg.oracle,
+            self.cfg.sonar,
             histograms=writers,
             top=top,
             gate=gate,
@@ -543,9 +564,7 @@ class Engine:
         b = cfg.broker
         limiter = RateLimiter(BrokerProfile.builtin(b.profile), margin_ns=b.limiter_margin_ns)
         budgets = Budgets(limiter, OtrBudget(ceiling=b.otr_ceiling))
-        day = _dt.date.fromisoformat(b.trade_date) if b.trade_date else _dt.date.today()
-        model = CostModel.load()
-        rate = model.round_trip_rate(leg_for_segment(inst.segment), day)
+        rate = self.rate
         holder: list[Execution] = []
 
         def ltp(token: int) -> int:

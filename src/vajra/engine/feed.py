@@ -111,15 +111,10 @@ def open_source(spec: str, seed: int, speed: float) -> Source:
         inst = binance_usdm_btcusdt()
 
         def binance() -> Iterator[tuple[int, object]]:
-            for ev in BinanceReplay(path, inst, speed):
-                yield -1, ev
+            # unpaced: the recorded receive time of each line drives the Pacer, like the rest
+            yield from BinanceReplay(path, inst, 0.0).records()
 
-        return Source(
-            inst,
-            binance,
-            sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive,
-            paced_inside=True,
-        )
+        return Source(inst, binance, sync=lambda b: BinanceBookSync(b, BinanceMarket.USDM).receive)
     if kind == "lobster":
         read_lobster_session(path)  # fails early and clearly on a file that is not a sample
         first = next(iter_lobster_zip(path))
