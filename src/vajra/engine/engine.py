@@ -101,7 +101,10 @@ _PUBLISH_NS = 50_000_000  # exec and risk blocks for the monitor, every 50 ms
 #: the Sentinel thread's /proc round: it shares a CPU with the feed on small machines, and each
 #: round is ~1 ms of Python per thread read; once a second is enough for a CPU-use gauge
 _HEALTH_INTERVAL_S = 1.0
-_STOP_DRAIN_NS = 2_000_000_000  # at shutdown, wait this long for the cancels' answers
+_STOP_DRAIN_NS = 2_000_000_000
+#: the OTR ceiling for instruments the exchange's OTR rules do not cover (a Binance or LOBSTER
+#: replay): the budget still counts, nothing it counts can reach this
+_NO_OTR_CEILING = 1 << 40  # at shutdown, wait this long for the cancels' answers
 
 
 class EngineError(RuntimeError):
@@ -367,6 +370,9 @@ class Engine:
         except BaseException as e:
             self.sh.errors.append((name, e, traceback.format_exc()))
 
+    def _shares_cpu(self, a: str, b: str) -> bool:
+        return self.plan.assignments[a] == self.plan.assignments[b]
+
     def _wait(self, module: str) -> WaitStrategy:
         """The plan's wait strategy. A module with company on its CPU yields on its first idle
         poll: spinning first (the strategy's default 200 polls, ~0.4 ms of this loop) would keep
@@ -500,6 +506,7 @@ class Engine:
             sync=self.source.sync,
             sentinel_ok=risk.ok,
             kill_clear=lambda: ctl.kill_requested() == 0,
+            after_signal=os.sched_yield if self._shares_cpu("oracle", "execution") else None,
         )
         h_hop = self.hw["queue_hop"]
         hb, loops, events = (self.health_w[f"oracle_{k}"] for k in ("hb_ns", "loops", "events"))
@@ -563,7 +570,10 @@ class Engine:
         sentinel = Sentinel(cfg.risk, now_ns=now)
         b = cfg.broker
         limiter = RateLimiter(BrokerProfile.builtin(b.profile), margin_ns=b.limiter_margin_ns)
-        budgets = Budgets(limiter, OtrBudget(ceiling=b.otr_ceiling))
+        otr = OtrBudget(ceiling=b.otr_ceiling)
+        if otr.rules.band(inst.segment, 1, 1) < 0:  # not an NSE segment: no OTR regime applies
+            otr = OtrBudget(ceiling=_NO_OTR_CEILING)
+        budgets = Budgets(limiter, otr)
         rate = self.rate
         holder: list[Execution] = []
 

@@ -64,6 +64,7 @@ class MarketPipeline:
         kill_clear: Callable[[], bool] | None = None,
         sync: Callable[[L2Book], BookSync] | None = None,
         lazy: bool = True,
+        after_signal: Callable[[], object] | None = None,
     ) -> None:
         self.instrument = instrument
         self.book = L2Book(instrument)
@@ -86,6 +87,10 @@ class MarketPipeline:
         self._clock_stable = clock_stable
         self._sentinel_ok = sentinel_ok
         self._kill_clear = kill_clear
+        #: called right after a Signal is published, before the rest of the event's work (the
+        #: engine passes `os.sched_yield` when the Signal's consumer shares this CPU: it then
+        #: reads the Signal now instead of after the book flush, Sonar and the publications)
+        self._after_signal = after_signal
         self.events = 0
         self.book_updates = 0
         self.trades = 0
@@ -188,6 +193,8 @@ class MarketPipeline:
             time.perf_counter_ns(),
         ):
             self.signals_sent += 1
+            if self._after_signal is not None:
+                self._after_signal()
         else:
             self.signals_dropped += 1
 
