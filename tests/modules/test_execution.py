@@ -418,3 +418,20 @@ def test_a_cancel_already_in_flight_takes_no_rate_limit_slot() -> None:
         assert gw.modify(cid, (BID - 1) * 10, 250, t + i) is WriteResult.NOTHING
     assert gw.budgets.limiter.snapshot(t + 30).allowed == allowed
     assert gw.budgets.otr.snapshot().cancels == 1
+
+
+def test_warming_reruns_the_last_decision_and_writes_nothing() -> None:
+    r = rig()
+    ex, t = r.execution, 1_000 * MS
+    ex.warm(t)  # no Signal yet: nothing to warm
+    r.sentinel.on_feed(t, t)
+    assert ex.on_signal(t, BID, ASK, 100_000, 100_000, 0.9, 0.3, False) == 0  # gate shut
+    state, nev = ex.state, ex.nev.value
+    checks, pending = r.sentinel.checks, r.venue.pending_requests
+    allowed = r.gateway.budgets.limiter.snapshot(t).allowed
+    for i in range(20):
+        ex.warm(t + i * MS)
+    assert ex.state is state and ex.signals == 1 and ex.placed == 0
+    assert r.venue.pending_requests == pending and r.sentinel.checks == checks
+    assert r.gateway.budgets.limiter.snapshot(t).allowed == allowed
+    assert ex.nev.value != 0 and abs(ex.nev.value - nev) <= abs(nev)  # NEV now, recomputed

@@ -43,6 +43,9 @@ class EngineSection:
     hlog_interval_s: float = 1.0  # one interval of every histogram into runs/<run>/latency.hlog
     run_dir: str = "runs"
     gc_threshold: int = 100_000  # allocations between collections once the heap is frozen
+    #: an idle Execution loop re-runs the last decision without writing this often, so the
+    #: next real one finds the caches and branch history warm (`Execution.warm`); 0: never
+    warm_interval_ns: int = 250_000
 
     def __post_init__(self) -> None:
         if self.topology != "threads":
@@ -54,6 +57,8 @@ class EngineSection:
             raise ValueError("duration_s, status_interval_s >= 0 and hlog_interval_s > 0")
         if self.gc_threshold < 1000:
             raise ValueError("gc_threshold must be >= 1000")
+        if self.warm_interval_ns < 0:
+            raise ValueError("warm_interval_ns must be >= 0 (0: no warming)")
 
 
 @dataclass(frozen=True, slots=True)

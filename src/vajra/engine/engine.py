@@ -50,7 +50,8 @@ from typing import Any, TextIO
 
 from vajra.engine.config import Config
 from vajra.engine.feed import Pacer, PhaseChange, Source, open_source, restamp
-from vajra.engine.state import ENGINE, EXEC, HEALTH, THREADS, engine_blocks
+from vajra.engine.state import ENGINE, EXEC, FLAGS, HEALTH, THREADS, engine_blocks
+from vajra.engine.venue_link import VenueLink
 from vajra.journal.journal import Journal, KillAction, KillCommand, read_entries
 from vajra.journal.recover import reconcile, replay
 from vajra.journal.tap import GatewayJournal
@@ -76,6 +77,7 @@ from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
 from vajra.trading.costs import CostModel, RoundTripRate, leg_for_segment
 from vajra.trading.gateway import OrderGateway
 from vajra.trading.orders import RttKind
+from vajra.venues.base import CancelRequest, ModifyRequest, PlaceRequest
 from vajra.venues.sim import LatencyModel, SimVenue
 
 #: Histograms the engine adds to the pipeline's (ns unless named otherwise).
@@ -130,16 +132,12 @@ class _Shared:
 
     def __init__(self) -> None:
         self.oracle_q: collections.deque[object] = collections.deque()  # feed -> oracle
-        self.venue_q: collections.deque[object] = collections.deque()  # feed -> execution
-        self.trading_from_ns = 0  # feed: the first stamp after the warm-up (0: warming up)
+        self.venue_q: collections.deque[object] = collections.deque()  # feed -> venue
+        #: feed -> execution: (price, qty) of each market trade (LTP, trade rate)
+        self.trades_q: collections.deque[tuple[int, int]] = collections.deque()
         self.phase = "-"  # feed: the synthetic market's phase (ground truth, for display)
-        self.feed_ended = False  # feed
-        self.stop_feed = False  # main
-        self.stop_oracle = False  # main
-        self.stop_exec = False  # main
-        self.stop_sentinel = False  # main
         self.exec_done = False  # execution: resting orders cancelled, journal flushed
-        self.spikes: collections.deque[tuple[int, int]] = collections.deque()  # main -> exec
+        self.spikes: collections.deque[tuple[int, int]] = collections.deque()  # -> venue
         self.errors: list[tuple[str, BaseException, str]] = []  # any thread, append only
         self.tids: dict[str, int] = {}  # each thread its own entry
         self.thread_stats: dict[str, Any] = {}  # sentinel: the last /proc reading per thread
@@ -172,6 +170,10 @@ class Engine:
         self._stack = contextlib.ExitStack()
         self.exit_code = 0
         self.summary: dict[str, Any] = {}
+        self.link = VenueLink()
+        self.venue: SimVenue | None = None
+        self.venue_ready = threading.Event()
+        self._exec_spikes = 0  # spikes the Execution thread posted (its `spike_requests` word)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class Engine:
         hb = self.seg.extra // 8 + self.blocks.health // 8
         self.health_w = {n: hb + HEALTH.word(n) for n in HEALTH.names()}
         self.gate_open_w = (self.seg.extra + self.blocks.gate) // 8 + GATE.word("open")
+        fb = (self.seg.extra + self.blocks.flags) // 8
+        self.flag_w = {n: fb + FLAGS.word(n) for n in FLAGS.names()}
         self.hlog = HlogWriter(self.run_dir / "latency.hlog", comment=f"vajra run {run}")
         self._stack.callback(self.hlog.close)
 
@@ -284,10 +288,14 @@ class Engine:
             "execution": threading.Thread(
                 target=self._guard, args=("execution", self._execution), daemon=True
             ),
+            "venue": threading.Thread(target=self._guard, args=("venue", self._venue), daemon=True),
             "sentinel": threading.Thread(
                 target=self._guard, args=("sentinel", self._sentinel), daemon=True
             ),
         }
+        threads["venue"].name = "vajra-venue"
+        threads["venue"].start()
+        self.venue_ready.wait(10)
         for name in ("execution", "oracle", "sentinel", "feed"):
             threads[name].name = f"vajra-{name}"
             threads[name].start()
@@ -320,7 +328,7 @@ class Engine:
                 break
             if now >= end:
                 break
-            if sh.feed_ended and not sh.oracle_q:
+            if self.q[self.flag_w["ended"]] and not sh.oracle_q:
                 why = "feed ended"
                 break
             if now >= next_spike:
@@ -336,12 +344,14 @@ class Engine:
             stop.wait(0.02)
         self._say(f"stopping ({why}): cancelling resting orders, flushing the journal")
         self.ctl_main.set_state(EngineState.STOPPED)
-        sh.stop_feed = True
-        sh.stop_oracle = True
-        sh.stop_exec = True
+        fw, q = self.flag_w, self.q
+        q[fw["stop_feed"]] = 1
+        q[fw["stop_oracle"]] = 1
+        q[fw["stop_exec"]] = 1
         threads["execution"].join(timeout=10)
-        sh.stop_sentinel = True
-        for name in ("feed", "oracle", "sentinel"):
+        q[fw["stop_venue"]] = 1  # after Execution: its last cancels need the venue's answers
+        q[fw["stop_sentinel"]] = 1
+        for name in ("feed", "oracle", "sentinel", "venue"):
             threads[name].join(timeout=5)
         alive = [n for n, t in threads.items() if t.is_alive()]
         self._hlog_interval(prev)
@@ -364,11 +374,17 @@ class Engine:
         try:
             self.sh.tids[name] = threading.get_native_id()
             set_current_thread_name(f"vajra-{name}")
-            cpu = self.plan.assignments[name]
+            cpu = self.plan.assignments["feed" if name == "venue" else name]
             pin_current_thread(cpu)
             fn()
         except BaseException as e:
             self.sh.errors.append((name, e, traceback.format_exc()))
+
+    def _words(self) -> tuple[memoryview, memoryview]:
+        """This thread's own views of the engine segment: a memoryview both threads of a
+        hand-off touch is a shared object (see `vajra.engine.state.FLAGS`)."""
+        view = self.seg.view()
+        return view, self.seg.cast(view, "q")
 
     def _shares_cpu(self, a: str, b: str) -> bool:
         return self.plan.assignments[a] == self.plan.assignments[b]
@@ -388,6 +404,7 @@ class Engine:
     def _spike(self) -> None:
         v = self.cfg.venue
         self.sh.spikes.append((int(v.spike_duration_ms * 1e6), int(v.spike_extra_ms * 1e6)))
+        self.q[self.flag_w["spikes"]] += 1
 
     def _hlog_interval(self, prev: dict[str, HistogramSnapshot]) -> dict[str, HistogramSnapshot]:
         now = {n: self.hs.snapshot(n) for n in HISTOGRAMS}
@@ -431,67 +448,91 @@ class Engine:
         perf = time.perf_counter_ns
         h = self.hw["feed.release"]
         hb, loops, events = (self.health_w[f"feed_{k}"] for k in ("hb_ns", "loops", "events"))
-        q = self.q
-        oracle_q, venue_q = sh.oracle_q, sh.venue_q
+        view, q = self._words()
+        fw = self.flag_w
+        stop_w, trading_w, last_w = fw["stop_feed"], fw["trading_from_ns"], fw["last_event_ns"]
+        released_w, trades_w = fw["released"], fw["trades"]
+        oracle_q, venue_q, trades_q = sh.oracle_q, sh.venue_q, sh.trades_q
+        n = trades = 0
         if src.initial is not None:
-            t = perf()
-            first = restamp(src.initial, t)
+            first = restamp(src.initial, perf())
             oracle_q.append(first)
             venue_q.append(first)
+            n = 1
+            q[released_w] = n
 
         def beat() -> None:
             q[hb] = perf()
 
+        # sharing a CPU with the Oracle: let it take the event now, not after this thread has
+        # read and parsed the next one
+        handoff = os.sched_yield if self._shares_cpu("feed", "oracle") else None
+
         def drained() -> None:  # the warm-up is worked through before the first live event
-            while (oracle_q or venue_q) and not sh.stop_feed:
+            while (oracle_q or venue_q) and not q[stop_w]:
                 q[hb] = perf()
                 time.sleep(0.001)
 
-        n = 0
-        while not sh.stop_feed:
-            pacer = Pacer(cfg.feed.speed, int(cfg.feed.warmup_s * 1e9), drained, beat)
-            for market_ns, ev in src.events():
-                if sh.stop_feed:
-                    break
-                if type(ev) is PhaseChange:
-                    sh.phase = ev.phase.name
-                    continue
-                if src.paced_inside:
-                    stamp = getattr(ev, "recv_ns", 0) or perf()
-                else:
-                    stamp = pacer.release(market_ns)
-                    ev = restamp(ev, stamp)
-                if not sh.trading_from_ns and (src.paced_inside or not pacer.warming):
-                    sh.trading_from_ns = stamp
-                oracle_q.append(ev)
-                venue_q.append(ev)
-                if sh.trading_from_ns:  # warm-up events are stamped in the past: not timed
-                    h.record(perf() - stamp)
-                n += 1
-                q[events] = n
-                q[loops] = n
-                q[hb] = perf()
-                # as fast as possible: stay at most 256 events ahead of the Oracle, so an
-                # event's stamp is taken near when the engine can take it (the latency is the
-                # engine's, the events/s the measure) and memory stays bounded
-                while len(oracle_q) > 256 and not sh.stop_feed:
+        trading = 0
+        try:
+            while not q[stop_w]:
+                pacer = Pacer(cfg.feed.speed, int(cfg.feed.warmup_s * 1e9), drained, beat)
+                for market_ns, ev in src.events():
+                    if q[stop_w]:
+                        break
+                    if type(ev) is PhaseChange:
+                        sh.phase = ev.phase.name
+                        continue
+                    if src.paced_inside:
+                        stamp = getattr(ev, "recv_ns", 0) or perf()
+                    else:
+                        stamp = pacer.release(market_ns)
+                        ev = restamp(ev, stamp)
+                    if not trading and (src.paced_inside or not pacer.warming):
+                        trading = stamp
+                        q[trading_w] = stamp
+                    oracle_q.append(ev)
+                    venue_q.append(ev)
+                    n += 1
+                    q[released_w] = n  # after both appends: the consumers may take it now
+                    if type(ev) is Trade:
+                        trades_q.append((ev.price, ev.qty))
+                        trades += 1
+                        q[trades_w] = trades
+                    q[last_w] = stamp
+                    if trading:  # warm-up events are stamped in the past: not timed
+                        h.record(perf() - stamp)
+                        if handoff is not None:
+                            handoff()
+                    q[events] = n
+                    q[loops] = n
                     q[hb] = perf()
-                    time.sleep(0.0001)
-            if src.endless or not cfg.feed.loop:
-                break
-        sh.feed_ended = True
+                    # as fast as possible: stay at most 256 events ahead of the Oracle, so an
+                    # event's stamp is taken near when the engine can take it (the latency is
+                    # the engine's, the events/s the measure) and memory stays bounded
+                    while len(oracle_q) > 256 and not q[stop_w]:
+                        q[hb] = perf()
+                        time.sleep(0.0001)
+                if src.endless or not cfg.feed.loop:
+                    break
+            q[fw["ended"]] = 1
+        finally:
+            q.release()
+            view.release()
 
     # -- oracle thread --------------------------------------------------------------------------
 
     def _oracle(self) -> None:
         sh = self.sh
         perf = time.perf_counter_ns
-        q = self.q
+        view, q = self._words()
+        fw = self.flag_w
+        stop_w, trading_w, released_w = fw["stop_oracle"], fw["trading_from_ns"], fw["released"]
         base = self.seg.extra
         ctl = self.control.reader()
-        risk = RiskStateView(self.view, base + self.blocks.risk)
-        top = TopWriter(self.view, base + self.blocks.top)
-        gate = GateWriter(self.view, base + self.blocks.gate)
+        risk = RiskStateView(view, base + self.blocks.risk)
+        top = TopWriter(view, base + self.blocks.top)
+        gate = GateWriter(view, base + self.blocks.gate)
         sw, heat = self.signals.writer(), self.heat.writer()
         writers = {n: self.hw[n] for n in PIPELINE_HISTOGRAMS}
         pipe = MarketPipeline(
@@ -511,8 +552,7 @@ class Engine:
         h_hop = self.hw["queue_hop"]
         hb, loops, events = (self.health_w[f"oracle_{k}"] for k in ("hb_ns", "loops", "events"))
         wait = self._wait("oracle")
-        oq = sh.oracle_q
-        pop = oq.popleft
+        pop = sh.oracle_q.popleft
         on_event = pipe.on_event
         n = it = 0
         next_tick = 0
@@ -520,28 +560,33 @@ class Engine:
         sonar = pipe.sonar
         regime = sonar.regime
         seen: dict[str, int] = {regime.name: 1}  # regime -> times entered
-        sh.summary["regimes_entered"] = seen
+        live = 0  # events handled since trading started (the throughput the bench reports)
         try:
-            while not sh.stop_oracle:
+            while True:
                 it += 1
-                if oq:
+                if q[released_w] != n:
                     # hot loop: a deque pop, the pipeline (~10-20 µs per book update), a stamp
                     ev = pop()
+                    n += 1
                     t_ev = getattr(ev, "recv_ns", 0)
                     if t_ev >= trading:  # warm-up events are stamped in the past: not timed
                         h_hop.record(perf() - t_ev)
-                    elif sh.trading_from_ns:
-                        trading = sh.trading_from_ns
+                        live += 1
+                    elif q[trading_w]:
+                        trading = q[trading_w]
                     on_event(ev)
-                    n += 1
                     if sonar.regime is not regime:  # for the summary: what the run went through
                         regime = sonar.regime
                         seen[regime.name] = seen.get(regime.name, 0) + 1
                     if n & 63 == 0:
                         q[events] = n
                         q[hb] = perf()
+                        if q[stop_w]:
+                            break
                     wait.reset()
                     continue
+                if q[stop_w]:
+                    break
                 now = perf()
                 q[hb] = now
                 q[loops] = it
@@ -551,22 +596,23 @@ class Engine:
                     next_tick = now + 10_000_000
                 wait.idle()
         finally:
+            t_end = perf()
+            sh.summary["regimes_entered"] = seen
+            sh.summary["live_events"] = live
+            sh.summary["live_seconds"] = (t_end - trading) / 1e9 if trading < t_end else 0.0
             for c in (top, gate, sw, heat, risk, ctl):
                 c.close()
             wait.close()
+            q.release()
+            view.release()
 
     # -- execution thread -----------------------------------------------------------------------
 
-    def _build_execution(self) -> tuple[Execution, OrderGateway, SimVenue, Sentinel]:
+    def _build_execution(self) -> tuple[Execution, OrderGateway, Sentinel]:
         cfg = self.cfg
         inst = self.inst
         now = time.perf_counter_ns()
-        v = cfg.venue
-        latency = LatencyModel(
-            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
-        )
-        venue = SimVenue([inst], latency=latency, seed=cfg.feed.seed)
-        self.venue = venue  # for inspection after the run (tests); owned by the thread
+        link = self.link
         sentinel = Sentinel(cfg.risk, now_ns=now)
         b = cfg.broker
         limiter = RateLimiter(BrokerProfile.builtin(b.profile), margin_ns=b.limiter_margin_ns)
@@ -587,7 +633,7 @@ class Engine:
         self._exec_ctl = ctl
         self._journal_writer = self.journal.writer("exec")
         gw = OrderGateway(
-            venue,
+            link,
             budgets,
             sentinel,
             {inst.token: inst},
@@ -608,20 +654,28 @@ class Engine:
                 "cancelled": list(rec.cancel),
             }
         gw.tracker.advance_client_ids(r["next_client_id"] - 1)
-        return ex, gw, venue, sentinel
+        return ex, gw, sentinel
 
     def _execution(self) -> None:
         sh = self.sh
         perf = time.perf_counter_ns
-        ex, gw, venue, sentinel = self._build_execution()
+        ex, gw, sentinel = self._build_execution()
         ctl = self._exec_ctl
         base = self.seg.extra
-        risk_w = RiskWriter(self.view, base + self.blocks.risk)
-        exec_w = SeqlockWriter(self.view, base + self.blocks.exec, EXEC)
+        view, q = self._words()
+        fw = self.flag_w
+        stop_w, trading_w, last_w, trades_w = (
+            fw["stop_exec"],
+            fw["trading_from_ns"],
+            fw["last_event_ns"],
+            fw["trades"],
+        )
+        self.link.attach(q, fw["answers"], fw["requests"])
+        risk_w = RiskWriter(view, base + self.blocks.risk)
+        exec_w = SeqlockWriter(view, base + self.blocks.exec, EXEC)
         reader = self.signals.reader()
         poll, commit, buf = reader.poll, reader.commit, reader.buf
         unpack = SIGNAL_STRUCT.unpack_from
-        q = self.q
         gate_w = self.gate_open_w
         hw = self.hw
         h_hop, h_dec, h_t2o, h_sig = (
@@ -641,21 +695,19 @@ class Engine:
             (i, self.health_w[f"{m}_hb_ns"]) for m, i in _MODULE_ID.items() if m != "journal"
         ]
         wait = self._wait("execution")
-        venue_q = sh.venue_q
-        vpop = venue_q.popleft
-        on_market, on_trade, on_signal, on_tick = (
-            venue.on_market,
-            ex.on_trade,
-            ex.on_signal,
-            ex.on_tick,
-        )
+        trades_q = sh.trades_q
+        tpop = trades_q.popleft
+        trades_seen = 0
+        trading = 0
+        on_trade, on_signal, on_tick = ex.on_trade, ex.on_signal, ex.on_tick
         kill_word = ctl.kill_requested
         outcomes = ex.outcomes
         jw = self._journal_writer
-        last_feed = 0
         n = it = 0
         next_house = next_pub = 0
         lateness_seen = 0
+        warm, warm_ns = ex.warm, self.cfg.engine.warm_interval_ns
+        next_warm = 0
         kill_seen = 0  # the kill sequence this loop has seen
         kill_acked = 0
         stopping_since = 0
@@ -663,13 +715,11 @@ class Engine:
             while True:
                 it += 1
                 busy = False
-                while venue_q:  # the exchange sees the market before our reaction to it
-                    mev = vpop()
-                    t = perf()
-                    on_market(mev, t)
-                    if type(mev) is Trade:
-                        on_trade(mev.price, mev.qty, t)
-                    last_feed = getattr(mev, "recv_ns", last_feed)
+                if q[trades_w] != trades_seen:  # the last traded price and the trade rate
+                    while trades_q:
+                        price, qty = tpop()
+                        on_trade(price, qty, perf())
+                        trades_seen += 1
                     busy = True
                 off = poll()
                 if off >= 0:
@@ -678,7 +728,8 @@ class Engine:
                     s = unpack(buf, off)
                     commit()
                     n += 1
-                    trading = sh.trading_from_ns
+                    if not trading:
+                        trading = q[trading_w]
                     if trading and s[2] >= trading and not stopping_since:
                         h_hop.record(t_in - s[3])
                         gate_open = q[gate_w] == 1 and s[9] == 0
@@ -723,7 +774,7 @@ class Engine:
                     kill_acked = kill_seen
                 if now >= next_house:
                     next_house = now + _HOUSEKEEPING_NS
-                    sentinel.on_feed(now, last_feed)
+                    sentinel.on_feed(now, q[last_w])
                     for i, w in hb_words:
                         beat = q[w]
                         if beat:
@@ -735,15 +786,12 @@ class Engine:
                     while lateness_seen < len(lat):
                         h_late.record(max(0, lat[lateness_seen]))
                         lateness_seen += 1
-                    self._commands(ctl, sentinel, venue, now)
-                    while sh.spikes:
-                        dur, extra = sh.spikes.popleft()
-                        venue.latency.spike(now, now + dur, extra)
+                    self._commands(ctl, sentinel, now, q)
                     if now >= next_pub:
                         next_pub = now + _PUBLISH_NS
                         risk_w.publish(sentinel, now)
-                        self._publish_exec(exec_w, ex, gw, venue, now)
-                    if sh.stop_exec:
+                        self._publish_exec(exec_w, ex, gw, now)
+                    if q[stop_w]:
                         if not stopping_since:
                             stopping_since = now
                             sentinel.unwatch(_MODULE_ID["feed"])
@@ -756,22 +804,29 @@ class Engine:
                             break
                 if busy:
                     wait.reset()
+                    next_warm = now + warm_ns
                 else:
+                    if warm_ns and now >= next_warm:
+                        warm(now)
+                        next_warm = now + warm_ns
                     wait.idle()
         finally:
             now = perf()
             risk_w.publish(sentinel, now)
-            self._publish_exec(exec_w, ex, gw, venue, now)
-            sh.summary.update(self._exec_summary(ex, gw, venue, sentinel))
+            self._publish_exec(exec_w, ex, gw, now)
+            sh.summary.update(self._exec_summary(ex, gw, sentinel))
             if gw.journal is not None:
                 w = gw.journal.writer  # type: ignore[attr-defined]
                 w.flush(5.0)
             for c in (risk_w, exec_w, reader, ctl):
                 c.close()
             wait.close()
+            self.link.attach(self.q, fw["answers"], fw["requests"])  # this view is going away
+            q.release()
+            view.release()
             sh.exec_done = True
 
-    def _commands(self, ctl: Any, sentinel: Sentinel, venue: SimVenue, now: int) -> None:
+    def _commands(self, ctl: Any, sentinel: Sentinel, now: int, q: memoryview) -> None:
         c = ctl.poll_command()
         if c is None:
             return
@@ -792,16 +847,16 @@ class Engine:
         elif cmd is Command.SPIKE:
             v = self.cfg.venue
             dur = int(arg) if arg > 0 else int(v.spike_duration_ms * 1e6)
-            venue.latency.spike(now, now + dur, int(v.spike_extra_ms * 1e6))
+            self.sh.spikes.append((dur, int(v.spike_extra_ms * 1e6)))
+            self._exec_spikes += 1
+            q[self.flag_w["spike_requests"]] = self._exec_spikes
         elif cmd is Command.SNAPSHOT:
             pass  # the blocks are republished every 50 ms anyway
         else:
             result = CommandResult.UNKNOWN
         ctl.ack_command(seq, result)
 
-    def _publish_exec(
-        self, w: SeqlockWriter, ex: Execution, gw: OrderGateway, venue: SimVenue, now: int
-    ) -> None:
+    def _publish_exec(self, w: SeqlockWriter, ex: Execution, gw: OrderGateway, now: int) -> None:
         otr = gw.budgets.otr
         lim = gw.budgets.limiter
         if ex.ltp:
@@ -815,7 +870,7 @@ class Engine:
                 int(gw.sentinel.state),
                 ex.signals,
                 ex.placed,
-                venue.stats.fills,
+                self.venue.stats.fills if self.venue is not None else 0,
                 otr.trades,
                 ex.cancels_sent,
                 ex.timer_cancels,
@@ -846,9 +901,9 @@ class Engine:
             )
         )
 
-    def _exec_summary(
-        self, ex: Execution, gw: OrderGateway, venue: SimVenue, sentinel: Sentinel
-    ) -> dict[str, Any]:
+    def _exec_summary(self, ex: Execution, gw: OrderGateway, sentinel: Sentinel) -> dict[str, Any]:
+        venue = self.venue
+        assert venue is not None
         otr = gw.budgets.otr
         return {
             "signals": ex.signals,
@@ -892,6 +947,81 @@ class Engine:
             "journal_appended": gw.journal.writer.appended if gw.journal else 0,  # type: ignore[attr-defined]
         }
 
+    # -- venue thread ---------------------------------------------------------------------------
+
+    def _venue(self) -> None:
+        """The simulated exchange: the market as the feed released it, our requests as they
+        arrive, its answers when its latency says (see `vajra.engine.venue_link`)."""
+        sh, cfg = self.sh, self.cfg
+        perf = time.perf_counter_ns
+        v = cfg.venue
+        latency = LatencyModel(
+            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
+        )
+        venue = SimVenue([self.inst], latency=latency, seed=cfg.feed.seed)
+        self.venue = venue  # built here, owned here; read by the others only after the run
+        self.venue_ready.set()
+        view, q = self._words()
+        fw = self.flag_w
+        stop_w, released_w, requests_w, answers_w = (
+            fw["stop_venue"],
+            fw["released"],
+            fw["requests"],
+            fw["answers"],
+        )
+        spikes_w, spike_req_w = fw["spikes"], fw["spike_requests"]
+        hb, loops, events = (self.health_w[f"venue_{k}"] for k in ("hb_ns", "loops", "events"))
+        link = self.link
+        requests, answers = link.requests, link.answers
+        rpop = requests.popleft
+        mpop = sh.venue_q.popleft
+        on_market, poll = venue.on_market, venue.poll
+        wait = self._wait("feed")  # the venue sits with the feed: the market's side
+        n = it = taken = answered = spiked = 0
+        try:
+            while not q[stop_w]:
+                it += 1
+                busy = False
+                while q[released_w] != n:  # the exchange sees the market before our reaction
+                    on_market(mpop(), perf())
+                    n += 1
+                    busy = True
+                if q[requests_w] != taken:
+                    while requests:
+                        _, req, t = rpop()
+                        if type(req) is PlaceRequest:  # the latency counts from the send
+                            venue.place(req, t)
+                        elif type(req) is CancelRequest:
+                            venue.cancel(req, t)
+                        elif type(req) is ModifyRequest:
+                            venue.modify(req, t)
+                        taken += 1
+                    busy = True
+                out = poll(perf())
+                if out:
+                    answers.extend(out)
+                    answered += len(out)
+                    q[answers_w] = answered
+                    busy = True
+                if it & 255 == 0:
+                    q[hb] = perf()
+                    q[loops] = it
+                    q[events] = n
+                    if q[spikes_w] + q[spike_req_w] != spiked:
+                        while sh.spikes:
+                            dur, extra = sh.spikes.popleft()
+                            now = perf()
+                            venue.latency.spike(now, now + dur, extra)
+                            spiked += 1
+                if busy:
+                    wait.reset()
+                else:
+                    wait.idle()
+        finally:
+            wait.close()
+            q.release()
+            view.release()
+
     # -- sentinel thread ------------------------------------------------------------------------
 
     def _sentinel(self) -> None:
@@ -902,7 +1032,8 @@ class Engine:
         last: dict[str, Any] = {}
         it = 0
         next_round = 0.0
-        while not sh.stop_sentinel:
+        stop_w = self.flag_w["stop_sentinel"]
+        while not q[stop_w]:
             it += 1
             q[hb] = time.perf_counter_ns()
             q[loops] = it
@@ -951,7 +1082,7 @@ class Engine:
                 "cpu_permille": self.q[self.health_w[f"{t}_cpu_permille"]],
                 "ctx_involuntary": self.q[self.health_w[f"{t}_ctx_involuntary"]],
                 "migrations": self.q[self.health_w[f"{t}_migrations"]],
-                "planned_cpu": self.plan.assignments.get(t),
+                "planned_cpu": self.plan.assignments.get("feed" if t == "venue" else t),
                 "allowed_cpus": list(st.cpus_allowed) if st is not None else [],
                 "last_cpu": st.last_cpu if st is not None else -1,
                 "tid": st.tid if st is not None else 0,

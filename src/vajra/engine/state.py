@@ -23,7 +23,7 @@ from vajra.shm.seqlock import seqlocked
 
 #: The engine's threads, in data-flow order; Sonar runs inside the Oracle thread (see
 #: docs/engine.md: its gate is judged on the very book state the Signal was computed from).
-THREADS = ("feed", "oracle", "execution", "sentinel", "journal")
+THREADS = ("feed", "oracle", "execution", "venue", "sentinel", "journal")
 
 EXEC = seqlocked(
     "exec",
@@ -83,6 +83,38 @@ for _t in THREADS:
     )
 HEALTH = Layout("health", 1, tuple(_HEALTH_FIELDS))
 
+#: The threads' signalling words. Every thread reads them through its own view: on 3.13t a
+#: Python object that two cores touch in a loop (a shared flag object, a deque polled while the
+#: other side appends) bounces its reference count's cache line, ~5x the cost of each touch;
+#: a word in shared memory read through a thread's own memoryview touches no shared object.
+#: Producers bump a count after each hand-off; a consumer touches the deque only when the count
+#: moved. One writer per line.
+FLAGS = Layout(
+    "flags",
+    1,
+    (
+        *line_fields(
+            "stop_feed",
+            "stop_oracle",
+            "stop_exec",
+            "stop_venue",
+            "stop_sentinel",
+            "spikes",
+            doc="main thread: stop requests (1), scheduled spikes posted",
+        ),
+        *line_fields(
+            "trading_from_ns",
+            "last_event_ns",
+            "released",
+            "trades",
+            "ended",
+            doc="feed thread: first live stamp, newest stamp, events and trades handed on",
+        ),
+        *line_fields("answers", doc="venue thread: answers handed to Execution"),
+        *line_fields("requests", "spike_requests", doc="execution thread: requests, spikes"),
+    ),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class EngineBlocks:
@@ -93,17 +125,18 @@ class EngineBlocks:
     risk: int
     exec: int
     health: int
+    flags: int
     size: int
 
 
 def engine_blocks() -> EngineBlocks:
     off = 0
     out = []
-    for layout in (BOOK_TOP, GATE, RISK, EXEC, HEALTH):
+    for layout in (BOOK_TOP, GATE, RISK, EXEC, HEALTH, FLAGS):
         out.append(off)
         off += align_up(layout.size, LINE)
-    top, gate, risk, exe, health = out
-    return EngineBlocks(top, gate, risk, exe, health, off)
+    top, gate, risk, exe, health, flags = out
+    return EngineBlocks(top, gate, risk, exe, health, flags, off)
 
 
 #: The segment's own (empty) layout: its blocks are versioned individually above.
