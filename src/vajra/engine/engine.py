@@ -173,6 +173,7 @@ class Engine:
         self.link = VenueLink()
         self.venue: SimVenue | None = None
         self.venue_ready = threading.Event()
+        self._gc_pauses: list[int] = []  # ns each collection stopped the world for
         self._exec_spikes = 0  # spikes the Execution thread posted (its `spike_requests` word)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -310,6 +311,16 @@ class Engine:
         gc.collect()
         gc.freeze()
         gc.set_threshold(cfg.engine.gc_threshold)
+        gc_started = [0]
+
+        def gc_timer(phase: str, info: dict[str, int]) -> None:  # 3.13t stops every thread
+            if phase == "start":
+                gc_started[0] = time.perf_counter_ns()
+            else:
+                self._gc_pauses.append(time.perf_counter_ns() - gc_started[0])
+
+        gc.callbacks.append(gc_timer)
+        self._stack.callback(gc.callbacks.remove, gc_timer)
         self.ctl_main.set_state(EngineState.ACTIVE)
         t0 = time.monotonic()
         end = t0 + cfg.engine.duration_s if cfg.engine.duration_s > 0 else float("inf")
@@ -1101,6 +1112,11 @@ class Engine:
             "kill": dict(self.sh.kill_report),
             "threads": health,
             "ring": self.signals.stats(),
+            "gc": {
+                "collections": len(self._gc_pauses),
+                "max_ms": max(self._gc_pauses, default=0) / 1e6,
+                "total_ms": sum(self._gc_pauses) / 1e6,
+            },
             "errors": [f"{n}: {e!r}" for n, e, _ in self.sh.errors],
             **self.sh.summary,
         }
