@@ -44,6 +44,9 @@ bench: $(STAMP)  ## IPC, signal-path and execution benchmarks; writes bench/*-la
 	$(PY) -m vajra bench execution --json > bench/execution-latest.json.tmp
 	mv bench/execution-latest.json.tmp bench/execution-latest.json
 	$(PY) -m vajra bench render bench/execution-latest.json | tee bench/execution-latest.txt
+	$(PY) -m vajra bench e2e --json > bench/e2e-latest.json.tmp
+	mv bench/e2e-latest.json.tmp bench/e2e-latest.json
+	$(PY) -m vajra bench render bench/e2e-latest.json | tee bench/e2e-latest.txt
 
 bench-quick: $(STAMP)  ## the same, fewer messages
 	$(PY) -m vajra bench ipc --quick

@@ -145,6 +145,10 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from vajra.bench import execution
 
         return execution.main(rest)
+    if args.what == "e2e":
+        from vajra.bench import e2e
+
+        return e2e.main(rest)
     if args.what == "render":
         import json
 
@@ -155,7 +159,11 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
             return 2
         with open(rest[0]) as f:
             data = json.load(f)
-        if "capture" in data:  # a `vajra bench signals --json` result
+        if "variants" in data:  # a `vajra bench e2e --json` result
+            from vajra.bench import e2e
+
+            print(e2e.render(data))
+        elif "capture" in data:  # a `vajra bench signals --json` result
             from vajra.bench import signals
 
             print(signals.render(data))
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
-    b.add_argument("what", choices=["ipc", "signals", "execution", "render"])
+    b.add_argument("what", choices=["ipc", "signals", "execution", "e2e", "render"])
 
     j = sub.add_parser(
         "journal", help="the order journal: `vajra journal export DB OUT.csv`", add_help=False

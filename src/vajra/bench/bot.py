@@ -1,0 +1,205 @@
+"""The same trading logic wired the way a typical Python bot is: one asyncio event loop, a task
+per stage, `asyncio.Queue`s between them. The e2e benchmark's variant (d).
+
+Stages and objects are the engine's own (the feed source and its pacing arithmetic, the market
+pipeline, Execution, the order gateway with Sentinel and the budgets, the simulated venue), so
+the only difference from `vajra run` is the wiring: no pinned threads, no shared-memory ring,
+no spin waits; a stage runs when the loop schedules it. Latency is stamped the same way: the
+event's release time on `perf_counter_ns` -> the order handed to the venue.
+
+    python -m vajra.bench.bot --feed binance:PATH --speed 1 --seconds 30 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from vajra.engine.config import load
+from vajra.engine.feed import open_source, restamp
+from vajra.market.events import BookUpdate, Trade
+from vajra.market.feeds.synthetic import PhaseChange
+from vajra.modules.execution import Execution
+from vajra.modules.pipeline import MarketPipeline
+from vajra.modules.sentinel import Sentinel
+from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
+from vajra.trading.costs import CostModel, RoundTripRate, leg_for_segment
+from vajra.trading.gateway import OrderGateway
+from vajra.venues.sim import LatencyModel, SimVenue
+
+
+def _rate(cfg: Any, inst: Any) -> RoundTripRate:
+    try:
+        import datetime as dt
+
+        return CostModel.load().round_trip_rate(leg_for_segment(inst.segment), dt.date.today())
+    except ValueError:
+        f = cfg.broker.replay_fee_bps / 1e4
+        return RoundTripRate(f, f, 0.0, math.inf, 0.0, 0.0, 0.0)
+
+
+async def run_bot(cfg: Any, seconds: float) -> dict[str, Any]:
+    perf = time.perf_counter_ns
+    src = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
+    inst = src.instrument
+    speed = cfg.feed.speed
+    pipe = MarketPipeline(inst, cfg.oracle, cfg.sonar, sync=src.sync)
+    v = cfg.venue
+    venue = SimVenue(
+        [inst],
+        latency=LatencyModel(
+            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
+        ),
+        seed=cfg.feed.seed,
+    )
+    sentinel = Sentinel(cfg.risk, now_ns=perf())
+    otr = OtrBudget(ceiling=cfg.broker.otr_ceiling)
+    if otr.rules.band(inst.segment, 1, 1) < 0:
+        otr = OtrBudget(ceiling=1 << 40)
+    budgets = Budgets(
+        RateLimiter(
+            BrokerProfile.builtin(cfg.broker.profile), margin_ns=cfg.broker.limiter_margin_ns
+        ),
+        otr,
+    )
+    rate = _rate(cfg, inst)
+    holder: list[Execution] = []
+    gw = OrderGateway(
+        venue,
+        budgets,
+        sentinel,
+        {inst.token: inst},
+        kill_word=lambda: 0,
+        ltp=lambda t: holder[0].ltp if holder else 0,
+    )
+    ex = Execution(cfg.execution, gw, inst, rate, perf())
+    holder.append(ex)
+    market: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
+    signals: asyncio.Queue[tuple[int, int, int, int, int, float, float, bool]] = asyncio.Queue()
+    venue_events: list[object] = []
+    t2o: list[int] = []
+    state = {"trading_from": 0, "live": 0, "stop": False}
+    warm_ns = int(cfg.feed.warmup_s * 1e9)
+
+    async def feed() -> None:
+        first = -1  # market time of the first live event (of the first event, in warm-up)
+        warm_end = -1
+        start = 0
+        for market_ns, ev in src.events():
+            if state["stop"]:
+                break
+            if type(ev) is PhaseChange:
+                continue
+            if market_ns < 0:
+                stamp = perf()
+            else:
+                if warm_end < 0:
+                    warm_end = market_ns + warm_ns
+                if not start and market_ns < warm_end:  # warm-up: at once, not timed
+                    stamp = perf() - int((warm_end - market_ns) / (speed or 1.0))
+                else:
+                    if not start:
+                        while not market.empty():  # the warm-up worked through first
+                            await asyncio.sleep(0.001)
+                        start, first = perf(), market_ns
+                        state["trading_from"] = start
+                    if speed == 0:
+                        stamp = perf()
+                    else:
+                        stamp = start + int((market_ns - first) / speed)
+                        delay = stamp - perf()
+                        if delay > 0:
+                            await asyncio.sleep(delay / 1e9)
+            ev = restamp(ev, stamp)
+            venue_events.append(ev)
+            await market.put(ev)
+        state["stop"] = True
+
+    async def oracle() -> None:
+        o = pipe.oracle
+        while True:
+            ev = await market.get()
+            pipe.on_event(ev)
+            t = getattr(ev, "recv_ns", 0)
+            if state["trading_from"] and t >= state["trading_from"]:
+                state["live"] += 1
+                if type(ev) is BookUpdate and o.bid and o.ask:
+                    await signals.put(
+                        (
+                            t,
+                            o.bid,
+                            o.ask,
+                            o.bid_qty,
+                            o.ask_qty,
+                            o.strength,
+                            o.edge_ticks,
+                            pipe.sonar.open,
+                        )
+                    )
+
+    def drain(now: int) -> None:  # the market as the venue sees it, up to now
+        for mev in venue_events:
+            venue.on_market(mev, now)
+            if type(mev) is Trade:
+                ex.on_trade(mev.price, mev.qty, now)
+        venue_events.clear()
+
+    async def execution() -> None:
+        while True:
+            origin, bid, ask, bq, aq, strength, edge, gate = await signals.get()
+            now = perf()
+            drain(now)
+            sentinel.on_feed(now, origin)
+            if ex.on_signal(now, bid, ask, bq, aq, strength, edge, gate):
+                t2o.append(gw.last_write_ns - origin)
+            ex.on_tick(perf())
+
+    async def ticker() -> None:  # the 200 ms cancels and venue answers between signals
+        while True:
+            await asyncio.sleep(0.001)
+            now = perf()
+            drain(now)
+            ex.on_tick(now)
+
+    tasks = [asyncio.create_task(c()) for c in (feed, oracle, execution, ticker)]
+    while not state["trading_from"] and not state["stop"]:
+        await asyncio.sleep(0.01)
+    t0 = perf()
+    await asyncio.sleep(seconds)
+    state["stop"] = True
+    t1 = perf()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "tick_to_order_ns": t2o,
+        "live_events": state["live"],
+        "live_seconds": (t1 - t0) / 1e9,
+        "orders": ex.placed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m vajra.bench.bot", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--feed", required=True)
+    ap.add_argument("--speed", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--json", required=True, help="where to write the result")
+    args = ap.parse_args(argv)
+    cfg = load(None, [f'feed.source="{args.feed}"', f"feed.speed={args.speed}", *args.set])
+    out = asyncio.run(run_bot(cfg, args.seconds))
+    with open(args.json, "w") as f:
+        json.dump(out, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
