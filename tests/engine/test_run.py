@@ -246,3 +246,42 @@ def test_a_module_whose_heartbeat_stops_locks_the_engine_down(
     assert hung
     assert e.summary["entered"].get("LOCKDOWN") == "HEARTBEAT", e.summary["entered"]
     assert no_segments_left(e.run_id)
+
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.mark.parametrize(
+    "feed",
+    [
+        "binance/usdm_btcusdt_20240808.gz",
+        "lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip",
+    ],
+)
+def test_real_recordings_replay_through_the_engine(tmp_path: Path, feed: str) -> None:
+    path = DATA / feed
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared/data)")
+    kind = feed.split("/")[0]
+    p, run = start(
+        tmp_path,
+        "--feed",
+        f"{kind}:{path}",
+        "--speed",
+        "0",
+        "--duration",
+        "5",
+        "--set",
+        "sonar.enter_veto=1.0",
+        "--set",
+        "sonar.exit_veto=0.99",
+        "--set",
+        "execution.min_strength=0.0",
+    )
+    code, out = finish(p)
+    assert code == 0, out
+    assert "has no NSE charges" in out  # a flat replay fee, said so
+    s = summary(tmp_path, run)
+    assert s["live_events"] > 1_000 and s["orders"] > 0, s
+    assert s["latency"]["tick_to_order"]["n"] == s["orders"]
+    assert s["venue_open_at_exit"] == 0 and no_segments_left(run)
