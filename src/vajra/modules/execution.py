@@ -128,7 +128,6 @@ class Execution:
         self.cancels_sent = 0
         self.timer_cancels = 0
         self.cancel_lateness_ns: list[int] = []  # each timer cancel: sent - deadline
-        self.decision_ns: list[int] = []  # signal in -> last write out, per signal that wrote
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -201,9 +200,12 @@ class Execution:
                 now_ns,
             )
         if theirs:  # the signal turned: the other side's orders are against it now (their
-            # cancels follow the new order: they do not cross it, and it is the urgent write)
+            # cancels follow the new order: they do not cross it, and it is the urgent write);
+            # one already being cancelled is not asked again on every later signal
+            can_cancel = self.gw.tracker.can_cancel
             for cid in list(theirs.values()):
-                self._cancel(cid, now_ns)
+                if can_cancel(cid):
+                    self._cancel(cid, now_ns)
         return placed
 
     def warm(self, now_ns: int) -> None:

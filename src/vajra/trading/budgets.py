@@ -932,6 +932,18 @@ class OtrBudget:
     # -- readings ------------------------------------------------------------------------------
 
     @property
+    def entries(self) -> int:
+        return self._entries
+
+    @property
+    def modifications(self) -> int:
+        return self._mods
+
+    @property
+    def cancels(self) -> int:
+        return self._cancels
+
+    @property
     def orders(self) -> int:
         """Raw order writes today (entries + modifications + cancellations)."""
         return self._entries + self._mods + self._cancels
