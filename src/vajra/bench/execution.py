@@ -75,19 +75,10 @@ class Rig:
         self.pipeline.on_event(ev)
         if type(ev) is BookUpdate:
             self.sentinel.on_feed(now_ns, now_ns)
-            o = self.pipeline.oracle
-            if o.bid and o.ask:
+            sig = self.pipeline.signal()
+            if sig is not None:
                 self.signal_in_ns = time.perf_counter_ns()
-                placed = ex.on_signal(
-                    now_ns,
-                    o.bid,
-                    o.ask,
-                    o.bid_qty,
-                    o.ask_qty,
-                    o.strength,
-                    o.edge_ticks,
-                    self.pipeline.sonar.open,
-                )
+                placed = ex.on_signal(now_ns, *sig)
         ex.on_tick(now_ns)
         return placed
 
@@ -282,20 +273,7 @@ def _decision_samples(n: int, seed: int) -> list[int]:
         ev = feed.next_event()
         t = getattr(ev, "recv_ns", 0)
         pipe.on_event(ev)
-        sig = None
-        if type(ev) is BookUpdate:
-            o = pipe.oracle
-            if o.bid and o.ask:
-                sig = (
-                    o.bid,
-                    o.ask,
-                    o.bid_qty,
-                    o.ask_qty,
-                    o.strength,
-                    o.edge_ticks,
-                    pipe.sonar.open,
-                )
-        script.append((ev, t, sig))
+        script.append((ev, t, pipe.signal() if type(ev) is BookUpdate else None))
     gc.collect()
     gc.freeze()
     ex, venue, sentinel, gw = rig.execution, rig.venue, rig.sentinel, rig.gateway

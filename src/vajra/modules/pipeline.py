@@ -117,6 +117,16 @@ class MarketPipeline:
         elif type(ev) is Malformed:
             self.malformed += 1
 
+    def signal(self) -> tuple[int, int, int, int, float, float, bool] | None:
+        """The Oracle's current signal in `Execution.on_signal`'s order (bid, ask, bid_qty,
+        ask_qty in ticks and units, strength, edge_ticks, the gate), or None without a two-sided
+        top. For runners that call Execution directly (the benchmarks, the asyncio bot); the
+        engine's Execution reads the same values off the Signal ring."""
+        o = self.oracle
+        if not (o.bid and o.ask):
+            return None
+        return (o.bid, o.ask, o.bid_qty, o.ask_qty, o.strength, o.edge_ticks, self.sonar.open)
+
     @property
     def violations(self) -> int:
         """Book invariant violations so far, all kinds."""
