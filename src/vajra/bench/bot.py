@@ -15,59 +15,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
 from typing import Any
 
-from vajra.engine.config import load
-from vajra.engine.feed import open_source, restamp
+from vajra.engine import wiring
+from vajra.engine.config import Config, load
+from vajra.engine.feed import Pacer, open_source, restamp
 from vajra.market.events import BookUpdate, Trade
 from vajra.market.feeds.synthetic import PhaseChange
 from vajra.modules.execution import Execution
 from vajra.modules.pipeline import MarketPipeline
 from vajra.modules.sentinel import Sentinel
-from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
-from vajra.trading.costs import CostModel, RoundTripRate, leg_for_segment
 from vajra.trading.gateway import OrderGateway
-from vajra.venues.sim import LatencyModel, SimVenue
 
 
-def _rate(cfg: Any, inst: Any) -> RoundTripRate:
-    try:
-        import datetime as dt
-
-        return CostModel.load().round_trip_rate(leg_for_segment(inst.segment), dt.date.today())
-    except ValueError:
-        f = cfg.broker.replay_fee_bps / 1e4
-        return RoundTripRate(f, f, 0.0, math.inf, 0.0, 0.0, 0.0)
-
-
-async def run_bot(cfg: Any, seconds: float) -> dict[str, Any]:
+async def run_bot(cfg: Config, seconds: float) -> dict[str, Any]:
     perf = time.perf_counter_ns
     src = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
     inst = src.instrument
-    speed = cfg.feed.speed
     pipe = MarketPipeline(inst, cfg.oracle, cfg.sonar, sync=src.sync)
-    v = cfg.venue
-    venue = SimVenue(
-        [inst],
-        latency=LatencyModel(
-            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
-        ),
-        seed=cfg.feed.seed,
-    )
+    venue = wiring.sim_venue(cfg, inst)
     sentinel = Sentinel(cfg.risk, now_ns=perf())
-    otr = OtrBudget(ceiling=cfg.broker.otr_ceiling)
-    if otr.rules.band(inst.segment, 1, 1) < 0:
-        otr = OtrBudget(ceiling=1 << 40)
-    budgets = Budgets(
-        RateLimiter(
-            BrokerProfile.builtin(cfg.broker.profile), margin_ns=cfg.broker.limiter_margin_ns
-        ),
-        otr,
-    )
-    rate = _rate(cfg, inst)
+    budgets = wiring.budgets(cfg, inst)
+    rate, _ = wiring.round_trip_rate(cfg, inst)
     holder: list[Execution] = []
     gw = OrderGateway(
         venue,
@@ -84,63 +55,38 @@ async def run_bot(cfg: Any, seconds: float) -> dict[str, Any]:
     venue_events: list[object] = []
     t2o: list[int] = []
     state = {"trading_from": 0, "live": 0, "stop": False}
-    warm_ns = int(cfg.feed.warmup_s * 1e9)
+    pacer = Pacer(cfg.feed.speed, int(cfg.feed.warmup_s * 1e9))
 
     async def feed() -> None:
-        first = -1  # market time of the first live event (of the first event, in warm-up)
-        warm_end = -1
-        start = 0
         for market_ns, ev in src.events():
             if state["stop"]:
                 break
             if type(ev) is PhaseChange:
                 continue
-            if market_ns < 0:
-                stamp = perf()
-            else:
-                if warm_end < 0:
-                    warm_end = market_ns + warm_ns
-                if not start and market_ns < warm_end:  # warm-up: at once, not timed
-                    stamp = perf() - int((warm_end - market_ns) / (speed or 1.0))
-                else:
-                    if not start:
-                        while not market.empty():  # the warm-up worked through first
-                            await asyncio.sleep(0.001)
-                        start, first = perf(), market_ns
-                        state["trading_from"] = start
-                    if speed == 0:
-                        stamp = perf()
-                    else:
-                        stamp = start + int((market_ns - first) / speed)
-                        delay = stamp - perf()
-                        if delay > 0:
-                            await asyncio.sleep(delay / 1e9)
+            if pacer.starts_live(market_ns):
+                while not market.empty():  # the warm-up worked through first
+                    await asyncio.sleep(0.001)
+            stamp = pacer.due(market_ns)
+            if not state["trading_from"] and not pacer.warming:
+                state["trading_from"] = stamp
+            delay = stamp - perf()
+            if delay > 0:
+                await asyncio.sleep(delay / 1e9)
             ev = restamp(ev, stamp)
             venue_events.append(ev)
             await market.put(ev)
         state["stop"] = True
 
     async def oracle() -> None:
-        o = pipe.oracle
         while True:
             ev = await market.get()
             pipe.on_event(ev)
             t = getattr(ev, "recv_ns", 0)
             if state["trading_from"] and t >= state["trading_from"]:
                 state["live"] += 1
-                if type(ev) is BookUpdate and o.bid and o.ask:
-                    await signals.put(
-                        (
-                            t,
-                            o.bid,
-                            o.ask,
-                            o.bid_qty,
-                            o.ask_qty,
-                            o.strength,
-                            o.edge_ticks,
-                            pipe.sonar.open,
-                        )
-                    )
+                sig = pipe.signal() if type(ev) is BookUpdate else None
+                if sig is not None:
+                    await signals.put((t, *sig))
 
     def drain(now: int) -> None:  # the market as the venue sees it, up to now
         for mev in venue_events:

@@ -132,19 +132,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the run summary and the monitor's effective-config view."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = dict(v) if f.name == "cores" else _asdict(v)
-        return out
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    return {
-        f.name: (_asdict(v) if dataclasses.is_dataclass(v) else v)
-        for f in dataclasses.fields(obj)
-        for v in (getattr(obj, f.name),)
-    }
+        return dataclasses.asdict(self)
 
 
 _SECTIONS: dict[str, type] = {

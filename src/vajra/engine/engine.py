@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime as _dt
 import gc
 import json
-import math
 import os
 import signal
 import sys
@@ -48,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from vajra.engine import wiring
 from vajra.engine.config import Config
 from vajra.engine.feed import Pacer, PhaseChange, Source, open_source, restamp
 from vajra.engine.state import ENGINE, EXEC, FLAGS, HEALTH, THREADS, engine_blocks
@@ -72,13 +71,11 @@ from vajra.shm.hlog import HlogWriter
 from vajra.shm.matrix import MatrixRing
 from vajra.shm.ring import Overflow, Ring
 from vajra.shm.segment import Segment, new_run_id, remove_stale
-from vajra.shm.seqlock import SeqlockWriter
-from vajra.trading.budgets import BrokerProfile, Budgets, OtrBudget, RateLimiter
-from vajra.trading.costs import CostModel, RoundTripRate, leg_for_segment
+from vajra.shm.seqlock import SeqlockReader, SeqlockWriter
 from vajra.trading.gateway import OrderGateway
 from vajra.trading.orders import RttKind
 from vajra.venues.base import CancelRequest, ModifyRequest, PlaceRequest
-from vajra.venues.sim import LatencyModel, SimVenue
+from vajra.venues.sim import SimVenue
 
 #: Histograms the engine adds to the pipeline's (ns unless named otherwise).
 ENGINE_HISTOGRAMS = (
@@ -103,28 +100,7 @@ _PUBLISH_NS = 50_000_000  # exec and risk blocks for the monitor, every 50 ms
 #: the Sentinel thread's /proc round: it shares a CPU with the feed on small machines, and each
 #: round is ~1 ms of Python per thread read; once a second is enough for a CPU-use gauge
 _HEALTH_INTERVAL_S = 1.0
-_STOP_DRAIN_NS = 2_000_000_000
-#: the OTR ceiling for instruments the exchange's OTR rules do not cover (a Binance or LOBSTER
-#: replay): the budget still counts, nothing it counts can reach this
-_NO_OTR_CEILING = 1 << 40  # at shutdown, wait this long for the cancels' answers
-
-
-class EngineError(RuntimeError):
-    pass
-
-
-def _round_trip_rate(cfg: Config, inst: Any) -> tuple[RoundTripRate, str]:
-    """The instrument's round-trip cost: the dated NSE cost model for NSE segments, a flat fee
-    per side for replays of other markets (they have no Indian charges)."""
-    b = cfg.broker
-    day = _dt.date.fromisoformat(b.trade_date) if b.trade_date else _dt.date.today()
-    try:
-        leg = leg_for_segment(inst.segment)
-    except ValueError:
-        f = b.replay_fee_bps / 1e4
-        rate = RoundTripRate(f, f, 0.0, math.inf, 0.0, 0.0, 0.0)
-        return rate, f"costs: {b.replay_fee_bps:g} bp a side ({inst.segment} has no NSE charges)"
-    return CostModel.load().round_trip_rate(leg, day), f"costs: NSE {leg.name.lower()}, {day}"
+_STOP_DRAIN_NS = 2_000_000_000  # at shutdown, wait this long for the cancels' answers
 
 
 class _Shared:
@@ -136,7 +112,6 @@ class _Shared:
         #: feed -> execution: (price, qty) of each market trade (LTP, trade rate)
         self.trades_q: collections.deque[tuple[int, int]] = collections.deque()
         self.phase = "-"  # feed: the synthetic market's phase (ground truth, for display)
-        self.exec_done = False  # execution: resting orders cancelled, journal flushed
         self.spikes: collections.deque[tuple[int, int]] = collections.deque()  # -> venue
         self.errors: list[tuple[str, BaseException, str]] = []  # any thread, append only
         self.tids: dict[str, int] = {}  # each thread its own entry
@@ -164,11 +139,10 @@ class Engine:
         self.plan: CorePlan = plan_from_config(cfg.cores, machine or Machine.detect())
         self.source: Source = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
         self.inst = self.source.instrument
-        self.rate, self.cost_note = _round_trip_rate(cfg, self.inst)
+        self.rate, self.cost_note = wiring.round_trip_rate(cfg, self.inst)
         self.sh = _Shared()
         self.run_dir = Path(cfg.engine.run_dir) / self.run_id
         self._stack = contextlib.ExitStack()
-        self.exit_code = 0
         self.summary: dict[str, Any] = {}
         self.link = VenueLink()
         self.venue: SimVenue | None = None
@@ -213,7 +187,8 @@ class Engine:
         journal_path = Path(cfg.engine.run_dir) / "journal.db"
         self.journal = Journal(journal_path, run_id=run)
         self._stack.callback(self._close_journal)
-        self._restore = self._read_journal(journal_path)
+        #: what the journal says of earlier runs (replayed once, before any thread starts)
+        self._journaled = replay(read_entries(journal_path))
         self.ctl_main = self.control.reader()
         self._stack.callback(self.ctl_main.close)
         self.ctl_main.set_state(EngineState.STARTING)
@@ -229,21 +204,9 @@ class Engine:
         self.gate_open_w = (self.seg.extra + self.blocks.gate) // 8 + GATE.word("open")
         fb = (self.seg.extra + self.blocks.flags) // 8
         self.flag_w = {n: fb + FLAGS.word(n) for n in FLAGS.names()}
+        self._exec_reader = SeqlockReader(self.q, self.seg.extra + self.blocks.exec, EXEC)
         self.hlog = HlogWriter(self.run_dir / "latency.hlog", comment=f"vajra run {run}")
         self._stack.callback(self.hlog.close)
-
-    def _read_journal(self, path: Path) -> dict[str, Any]:
-        state = replay(read_entries(path))
-        return {
-            "last_seq": state.last_seq,
-            "open": state.open,
-            "next_client_id": state.client_id_hwm + 1,
-            "orders": {
-                cid: (v.token, v.side, v.price, v.qty, v.filled)
-                for cid, v in state.orders.items()
-                if cid in state.open
-            },
-        }
 
     def _close_journal(self) -> None:
         with contextlib.suppress(Exception):
@@ -433,7 +396,7 @@ class Engine:
         """One line from shared memory (what the monitor reads too)."""
         ex = self._read_exec()
         gate = self.q[self.gate_open_w]
-        regime = Regime(self.q[self.gate_open_w + 2]).name
+        regime = Regime(self.q[self.gate_open_w - GATE.word("open") + GATE.word("regime")]).name
         otr_t = ex["otr_trades"] or 1
         return (
             f"{time.strftime('%H:%M:%S')} {EmergencyState(ex['emergency']).name:8} "
@@ -446,10 +409,7 @@ class Engine:
         )
 
     def _read_exec(self) -> dict[str, Any]:
-        from vajra.shm.seqlock import SeqlockReader
-
-        r = SeqlockReader(self.q, self.seg.extra + self.blocks.exec, EXEC)
-        return dict(r.read())
+        return dict(self._exec_reader.read())
 
     # -- feed thread ----------------------------------------------------------------------------
 
@@ -494,12 +454,9 @@ class Engine:
                     if type(ev) is PhaseChange:
                         sh.phase = ev.phase.name
                         continue
-                    if src.paced_inside:
-                        stamp = getattr(ev, "recv_ns", 0) or perf()
-                    else:
-                        stamp = pacer.release(market_ns)
-                        ev = restamp(ev, stamp)
-                    if not trading and (src.paced_inside or not pacer.warming):
+                    stamp = pacer.release(market_ns)
+                    ev = restamp(ev, stamp)
+                    if not trading and not pacer.warming:
                         trading = stamp
                         q[trading_w] = stamp
                     oracle_q.append(ev)
@@ -625,12 +582,7 @@ class Engine:
         now = time.perf_counter_ns()
         link = self.link
         sentinel = Sentinel(cfg.risk, now_ns=now)
-        b = cfg.broker
-        limiter = RateLimiter(BrokerProfile.builtin(b.profile), margin_ns=b.limiter_margin_ns)
-        otr = OtrBudget(ceiling=b.otr_ceiling)
-        if otr.rules.band(inst.segment, 1, 1) < 0:  # not an NSE segment: no OTR regime applies
-            otr = OtrBudget(ceiling=_NO_OTR_CEILING)
-        budgets = Budgets(limiter, otr)
+        budgets = wiring.budgets(cfg, inst)
         rate = self.rate
         holder: list[Execution] = []
 
@@ -656,15 +608,15 @@ class Engine:
         ex = Execution(cfg.execution, gw, inst, rate, now)
         holder.append(ex)
         self.gateway, self.execution = gw, ex  # for inspection after the run (tests)
-        r = self._restore
-        if r["open"]:  # a previous run died with orders open: none survive at this venue
-            rec = reconcile(replay(read_entries(self.journal.path)), [])
+        state = self._journaled
+        if state.open:  # a previous run died with orders open: none survive at this venue
+            rec = reconcile(state, [])
             self.sh.summary["restored"] = {
-                "journal_open": list(r["open"]),
+                "journal_open": list(state.open),
                 "lost": list(rec.lost),
                 "cancelled": list(rec.cancel),
             }
-        gw.tracker.advance_client_ids(r["next_client_id"] - 1)
+        gw.tracker.advance_client_ids(state.client_id_hwm)
         return ex, gw, sentinel
 
     def _execution(self) -> None:
@@ -826,16 +778,13 @@ class Engine:
             risk_w.publish(sentinel, now)
             self._publish_exec(exec_w, ex, gw, now)
             sh.summary.update(self._exec_summary(ex, gw, sentinel))
-            if gw.journal is not None:
-                w = gw.journal.writer  # type: ignore[attr-defined]
-                w.flush(5.0)
+            self._journal_writer.flush(5.0)
             for c in (risk_w, exec_w, reader, ctl):
                 c.close()
             wait.close()
             self.link.attach(self.q, fw["answers"], fw["requests"])  # this view is going away
             q.release()
             view.release()
-            sh.exec_done = True
 
     def _commands(self, ctl: Any, sentinel: Sentinel, now: int, q: memoryview) -> None:
         c = ctl.poll_command()
@@ -890,9 +839,9 @@ class Engine:
                 pos.qty if pos is not None else 0,
                 gw.portfolio.net(),
                 gw.portfolio.costs,
-                otr._entries,
-                otr._mods,
-                otr._cancels,
+                otr.entries,
+                otr.modifications,
+                otr.cancels,
                 otr.trades,
                 otr.penalty_orders,
                 otr.slab_paise(),
@@ -940,8 +889,8 @@ class Engine:
             },
             "pnl_paise": gw.portfolio.net(),
             "otr": {
-                "entries": otr._entries,
-                "cancels": otr._cancels,
+                "entries": otr.entries,
+                "cancels": otr.cancels,
                 "trades": otr.trades,
                 "penalty_orders": otr.penalty_orders,
                 "slab_paise": otr.slab_paise(),
@@ -955,7 +904,7 @@ class Engine:
             },
             "emergency": EmergencyState(sentinel.state).name,
             "emergency_reason": sentinel.reason.name,
-            "journal_appended": gw.journal.writer.appended if gw.journal else 0,  # type: ignore[attr-defined]
+            "journal_appended": self._journal_writer.appended,
         }
 
     # -- venue thread ---------------------------------------------------------------------------
@@ -965,11 +914,7 @@ class Engine:
         arrive, its answers when its latency says (see `vajra.engine.venue_link`)."""
         sh, cfg = self.sh, self.cfg
         perf = time.perf_counter_ns
-        v = cfg.venue
-        latency = LatencyModel(
-            v.latency_median_ns, v.latency_sigma, v.latency_tail_prob, v.latency_tail_scale_ns
-        )
-        venue = SimVenue([self.inst], latency=latency, seed=cfg.feed.seed)
+        venue = wiring.sim_venue(cfg, self.inst)
         self.venue = venue  # built here, owned here; read by the others only after the run
         self.venue_ready.set()
         view, q = self._words()
@@ -1037,40 +982,44 @@ class Engine:
 
     def _sentinel(self) -> None:
         sh = self.sh
-        q = self.q
+        view, q = self._words()
         hb = self.health_w["sentinel_hb_ns"]
         loops = self.health_w["sentinel_loops"]
         last: dict[str, Any] = {}
         it = 0
         next_round = 0.0
         stop_w = self.flag_w["stop_sentinel"]
-        while not q[stop_w]:
-            it += 1
-            q[hb] = time.perf_counter_ns()
-            q[loops] = it
-            time.sleep(0.05)  # beats every 50 ms; reads /proc once a second
-            if time.monotonic() < next_round:
-                continue
-            next_round = time.monotonic() + _HEALTH_INTERVAL_S
-            for name, tid in list(sh.tids.items()):
-                w = self.health_w
-                try:
-                    st = read_thread_stats(tid)
-                except OSError:
-                    q[w[f"{name}_alive"]] = 0
+        try:
+            while not q[stop_w]:
+                it += 1
+                q[hb] = time.perf_counter_ns()
+                q[loops] = it
+                time.sleep(0.05)  # beats every 50 ms; reads /proc once a second
+                if time.monotonic() < next_round:
                     continue
-                prev = last.get(name)
-                q[w[f"{name}_tid"]] = tid
-                q[w[f"{name}_cpu"]] = st.last_cpu
-                q[w[f"{name}_alive"]] = 1
-                q[w[f"{name}_ctx_voluntary"]] = st.voluntary_ctxt_switches
-                q[w[f"{name}_ctx_involuntary"]] = st.nonvoluntary_ctxt_switches
-                q[w[f"{name}_migrations"]] = st.nr_migrations or 0
-                if prev is not None and st.sampled_ns > prev.sampled_ns:
-                    frac = (st.cpu_ns - prev.cpu_ns) / (st.sampled_ns - prev.sampled_ns)
-                    q[w[f"{name}_cpu_permille"]] = int(1000 * frac)
-                last[name] = st
-                sh.thread_stats[name] = st
+                next_round = time.monotonic() + _HEALTH_INTERVAL_S
+                for name, tid in list(sh.tids.items()):
+                    w = self.health_w
+                    try:
+                        st = read_thread_stats(tid)
+                    except OSError:
+                        q[w[f"{name}_alive"]] = 0
+                        continue
+                    prev = last.get(name)
+                    q[w[f"{name}_tid"]] = tid
+                    q[w[f"{name}_cpu"]] = st.last_cpu
+                    q[w[f"{name}_alive"]] = 1
+                    q[w[f"{name}_ctx_voluntary"]] = st.voluntary_ctxt_switches
+                    q[w[f"{name}_ctx_involuntary"]] = st.nonvoluntary_ctxt_switches
+                    q[w[f"{name}_migrations"]] = st.nr_migrations or 0
+                    if prev is not None and st.sampled_ns > prev.sampled_ns:
+                        frac = (st.cpu_ns - prev.cpu_ns) / (st.sampled_ns - prev.sampled_ns)
+                        q[w[f"{name}_cpu_permille"]] = int(1000 * frac)
+                    last[name] = st
+                    sh.thread_stats[name] = st
+        finally:
+            q.release()
+            view.release()
 
     # -- summary --------------------------------------------------------------------------------
 

@@ -76,15 +76,12 @@ class Source:
         events: Callable[[], Iterator[tuple[int, object]]],
         *,
         sync: Callable[[L2Book], BookSync] | None = None,
-        paced_inside: bool = False,
         initial: BookUpdate | None = None,
         endless: bool = False,
     ) -> None:
         self.instrument = instrument
         self.events = events
         self.sync = sync
-        #: the events arrive already paced and stamped on perf_counter_ns (BinanceReplay)
-        self.paced_inside = paced_inside
         #: the book before the first event (synthetic)
         self.initial = initial
         self.endless = endless
@@ -134,7 +131,6 @@ class Pacer:
     __slots__ = (
         "beat",
         "first_market",
-        "late_max_ns",
         "on_start",
         "speed",
         "start",
@@ -159,10 +155,12 @@ class Pacer:
         self.first_market = -1
         self.start = 0
         self.warm_until = warmup_ns  # relative to the first event until the first is seen
-        self.late_max_ns = 0
 
-    def release(self, market_ns: int) -> int:
-        """Wait until the event is due; returns its stamp."""
+    def due(self, market_ns: int) -> int:
+        """The event's stamp: when it is due on `perf_counter_ns` (now for a warm-up event, as
+        fast as possible, or an event with no market time). The first live event calls
+        `on_start` and starts the clock. Does not wait: `release` does, an asyncio caller
+        awaits `due - now` itself."""
         perf = time.perf_counter_ns
         if market_ns < 0:
             return perf()
@@ -178,13 +176,20 @@ class Pacer:
             self.first_market = market_ns
         if self.speed == 0:
             return perf()
-        target = self.start + int((market_ns - self.first_market) / self.speed)
-        now = perf()
-        remaining = target - now
-        if remaining < 0:
-            if -remaining > self.late_max_ns:
-                self.late_max_ns = -remaining
-            return target
+        return self.start + int((market_ns - self.first_market) / self.speed)
+
+    def starts_live(self, market_ns: int) -> bool:
+        """Would `due` take this event as the first live one (the warm-up is over)?"""
+        if self.start or market_ns < 0:
+            return False
+        until = self.warm_until + (market_ns if self.first_market < 0 else 0)
+        return market_ns >= until
+
+    def release(self, market_ns: int) -> int:
+        """Wait until the event is due; returns its stamp."""
+        perf = time.perf_counter_ns
+        target = self.due(market_ns)
+        remaining = target - perf()
         beat = self.beat
         while remaining > SPIN_NS:
             time.sleep(min(remaining - SPIN_NS, 50_000_000) / 1e9)
