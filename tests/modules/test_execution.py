@@ -276,28 +276,23 @@ def test_rehearsal_answers_like_a_place_and_changes_nothing() -> None:
     r = rig()
     gw, t = r.gateway, 1_000 * MS
     r.sentinel.on_feed(t, t)
-    before = (
-        r.sentinel.checks,
-        list(r.sentinel.refused),
-        gw.budgets.limiter.snapshot(t),
-        gw.budgets.otr.snapshot(),
-        len(gw.tracker),
-        r.venue.pending_requests,
-        dict(gw.refused),
-    )
+
+    def observed() -> tuple[object, ...]:
+        return (
+            r.sentinel.checks,
+            list(r.sentinel.refused),
+            gw.budgets.limiter.snapshot(t),
+            gw.budgets.otr.snapshot(),
+            len(gw.tracker),
+            r.venue.pending_requests,
+            dict(gw.refused),
+        )
+
+    before = observed()
     assert gw.rehearse(r.inst.token, Side.BID, BID * 10, 250, t)
     assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 250 * 10_000, t)  # notional
     assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 251, t)  # not a lot multiple
-    after = (
-        r.sentinel.checks,
-        list(r.sentinel.refused),
-        gw.budgets.limiter.snapshot(t),
-        gw.budgets.otr.snapshot(),
-        len(gw.tracker),
-        r.venue.pending_requests,
-        dict(gw.refused),
-    )
-    assert after == before
+    assert observed() == before
     r.kill[0] = 1
     assert not gw.rehearse(r.inst.token, Side.BID, BID * 10, 250, t)
     req = PlaceRequest(gw.tracker.next_client_id(), r.inst.token, Side.BID, BID * 10, 250)
