@@ -638,6 +638,21 @@ class JournalWriter:
                 return False
             time.sleep(0.0002)
 
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Cold path, for a writer in another process than the journal thread (whose `durable`
+        it cannot see): push the spill into the ring and wait until the journal thread has taken
+        every record off it. Taken is not yet durable: the journal commits what it took before
+        `Journal.close()` returns. False on timeout. Call from the owning thread."""
+        deadline = time.monotonic() + timeout
+        tail_w = self._ring.segment.body // 8 + RING.word("tail")
+        while True:
+            left = self.pump()
+            if not left and self._w.q[tail_w] >= self._w.published:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0002)
+
 
 def _writer_ops(
     w: RingWriter, ring: Ring
