@@ -41,7 +41,7 @@ def test_overrides_win_and_are_typed() -> None:
         ("risk.max_positon=5", ["[risk]", "max_positon", "unknown key"]),
         ("feed.speed=true", ["[feed]", "speed", "expected float"]),
         ("feed.source=kafka", ["[feed]", "kafka"]),
-        ("engine.topology=processes", ["[engine]", "processes"]),
+        ("engine.topology=fork", ["[engine]", "fork", "processes"]),
         ("execution.ladder_orders=0", ["[execution]", "ladder_orders"]),
         ("nosuch.key=1", ["unknown table", "nosuch"]),
         ("speed=1", ["table.key=value"]),

@@ -37,7 +37,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EngineSection:
-    topology: str = "threads"  # "threads": one process, a thread per module
+    #: "threads": one process, a pinned thread per module; "processes": feed, Oracle, Execution
+    #: and the venue each in a process of its own over shared-memory rings (for comparison and
+    #: for GIL interpreters), supervised by the process you started
+    topology: str = "threads"
     duration_s: float = 0.0  # 0: until SIGINT/SIGTERM
     status_interval_s: float = 1.0  # the terminal status line; 0: none
     hlog_interval_s: float = 1.0  # one interval of every histogram into runs/<run>/latency.hlog
@@ -48,11 +51,8 @@ class EngineSection:
     warm_interval_ns: int = 250_000
 
     def __post_init__(self) -> None:
-        if self.topology != "threads":
-            raise ValueError(
-                f"topology {self.topology!r}: only 'threads' is built so far "
-                "(one process, every module a pinned thread)"
-            )
+        if self.topology not in ("threads", "processes"):
+            raise ValueError(f"topology {self.topology!r}: 'threads' or 'processes'")
         if self.duration_s < 0 or self.status_interval_s < 0 or self.hlog_interval_s <= 0:
             raise ValueError("duration_s, status_interval_s >= 0 and hlog_interval_s > 0")
         if self.gc_threshold < 1000:

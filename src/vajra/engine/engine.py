@@ -32,13 +32,14 @@ set -> all cancels sent) are measured on the control block's stamp.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import json
+import multiprocessing
 import os
 import signal
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -46,15 +47,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from vajra.engine import wiring
+from vajra.engine import links, wiring
 from vajra.engine.config import Config
 from vajra.engine.feed import Pacer, PhaseChange, Source, open_source, restamp
 from vajra.engine.state import ENGINE, EXEC, FLAGS, HEALTH, THREADS, engine_blocks
-from vajra.engine.venue_link import VenueLink
-from vajra.journal.journal import Journal, KillAction, KillCommand, read_entries
+from vajra.journal.journal import Journal, JournalWriter, KillAction, KillCommand, read_entries
 from vajra.journal.recover import reconcile, replay
 from vajra.journal.tap import GatewayJournal
 from vajra.market.events import Trade
+from vajra.market.feeds.synthetic import Phase
 from vajra.market.top import TopWriter
 from vajra.modules.execution import ExecState, Execution
 from vajra.modules.pipeline import HISTOGRAMS as PIPELINE_HISTOGRAMS
@@ -75,7 +76,6 @@ from vajra.shm.seqlock import SeqlockReader, SeqlockWriter
 from vajra.trading.gateway import OrderGateway
 from vajra.trading.orders import RttKind
 from vajra.venues.base import CancelRequest, ModifyRequest, PlaceRequest
-from vajra.venues.sim import SimVenue
 
 #: Histograms the engine adds to the pipeline's (ns unless named otherwise).
 ENGINE_HISTOGRAMS = (
@@ -107,14 +107,9 @@ class _Shared:
     """What the threads share in this process. Each field has one writer (named)."""
 
     def __init__(self) -> None:
-        self.oracle_q: collections.deque[object] = collections.deque()  # feed -> oracle
-        self.venue_q: collections.deque[object] = collections.deque()  # feed -> venue
-        #: feed -> execution: (price, qty) of each market trade (LTP, trade rate)
-        self.trades_q: collections.deque[tuple[int, int]] = collections.deque()
-        self.phase = "-"  # feed: the synthetic market's phase (ground truth, for display)
-        self.spikes: collections.deque[tuple[int, int]] = collections.deque()  # -> venue
-        self.errors: list[tuple[str, BaseException, str]] = []  # any thread, append only
-        self.tids: dict[str, int] = {}  # each thread its own entry
+        self.links = links.Shared()  # the `threads` topology's hand-offs
+        self.errors: list[tuple[str, str, str]] = []  # any thread: (module, error, traceback)
+        self.tids: dict[str, tuple[int, int]] = {}  # module -> (pid, tid); each its own entry
         self.thread_stats: dict[str, Any] = {}  # sentinel: the last /proc reading per thread
         self.kill_report: dict[str, int] = {}  # execution
         self.summary: dict[str, Any] = {}  # execution, at exit
@@ -132,11 +127,15 @@ class Engine:
         out: TextIO = sys.stdout,
         run_id: str | None = None,
         machine: Machine | None = None,
+        plan: CorePlan | None = None,
     ) -> None:
         self.cfg = cfg
         self.out = out
         self.run_id = run_id or new_run_id()
-        self.plan: CorePlan = plan_from_config(cfg.cores, machine or Machine.detect())
+        self.plan: CorePlan = plan or plan_from_config(cfg.cores, machine or Machine.detect())
+        #: `processes`: feed, Oracle, Execution and the venue each in a process of its own; this
+        #: one supervises (main, the Sentinel watch, the journal) and owns the shared memory
+        self.processes = cfg.engine.topology == "processes"
         self.source: Source = open_source(cfg.feed.source, cfg.feed.seed, cfg.feed.speed)
         self.inst = self.source.instrument
         self.rate, self.cost_note = wiring.round_trip_rate(cfg, self.inst)
@@ -144,9 +143,8 @@ class Engine:
         self.run_dir = Path(cfg.engine.run_dir) / self.run_id
         self._stack = contextlib.ExitStack()
         self.summary: dict[str, Any] = {}
-        self.link = VenueLink()
-        self.venue: SimVenue | None = None
-        self.venue_ready = threading.Event()
+        self._procs: dict[str, Any] = {}  # module -> multiprocessing.Process (`processes`)
+        self._reaped: set[str] = set()
         self._gc_pauses: list[int] = []  # ns each collection stopped the world for
         self._exec_spikes = 0  # spikes the Execution thread posted (its `spike_requests` word)
 
@@ -183,15 +181,40 @@ class Engine:
         self._owned(self.signals)
         self.heat = MatrixRing.create(run, "heatmap", 1024, 10)
         self._owned(self.heat)
+        if self.processes:
+            for ring in links.create_rings(run):
+                self._owned(ring)
         # the journal continues across runs (one sequence, one file), so a restart reconciles
         journal_path = Path(cfg.engine.run_dir) / "journal.db"
         self.journal = Journal(journal_path, run_id=run)
         self._stack.callback(self._close_journal)
         #: what the journal says of earlier runs (replayed once, before any thread starts)
         self._journaled = replay(read_entries(journal_path))
+        #: Execution's journal ring: made here, so an Execution process can attach to it
+        self._journal_writer = self.journal.writer("exec")
         self.ctl_main = self.control.reader()
         self._stack.callback(self.ctl_main.close)
         self.ctl_main.set_state(EngineState.STARTING)
+        self._map()
+        self._exec_reader = SeqlockReader(self.q, self.seg.extra + self.blocks.exec, EXEC)
+        self.hlog = HlogWriter(self.run_dir / "latency.hlog", comment=f"vajra run {run}")
+        self._stack.callback(self.hlog.close)
+
+    def _attach(self) -> None:
+        """A module process's way in: the segments the supervising process made (and unlinks)."""
+        run = self.run_id
+        self.hs = HistogramSet.attach(run)
+        self.blocks = engine_blocks()
+        self.seg = Segment.attach(run, "engine", ENGINE)
+        self.control = Control.attach(run)
+        self.signals = Ring.attach(run, "signals", message=SIGNAL)
+        self.heat = MatrixRing.attach(run, "heatmap", readonly=False)
+        for seg in (self.hs, self.seg, self.control, self.signals, self.heat):
+            self._stack.callback(seg.close)
+        self._map()
+
+    def _map(self) -> None:
+        """Word indexes and this process's views and histogram writers."""
         self.view = self.seg.view()
         self._stack.callback(self.view.release)
         self.q = self.seg.cast(self.view, "q")
@@ -204,9 +227,6 @@ class Engine:
         self.gate_open_w = (self.seg.extra + self.blocks.gate) // 8 + GATE.word("open")
         fb = (self.seg.extra + self.blocks.flags) // 8
         self.flag_w = {n: fb + FLAGS.word(n) for n in FLAGS.names()}
-        self._exec_reader = SeqlockReader(self.q, self.seg.extra + self.blocks.exec, EXEC)
-        self.hlog = HlogWriter(self.run_dir / "latency.hlog", comment=f"vajra run {run}")
-        self._stack.callback(self.hlog.close)
 
     def _close_journal(self) -> None:
         with contextlib.suppress(Exception):
@@ -244,31 +264,36 @@ class Engine:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._stack.callback(lambda: [signal.signal(s, h) for s, h in old.items()])
-        threads = {
-            "feed": threading.Thread(target=self._guard, args=("feed", self._feed), daemon=True),
-            "oracle": threading.Thread(
-                target=self._guard, args=("oracle", self._oracle), daemon=True
-            ),
-            "execution": threading.Thread(
-                target=self._guard, args=("execution", self._execution), daemon=True
-            ),
-            "venue": threading.Thread(target=self._guard, args=("venue", self._venue), daemon=True),
-            "sentinel": threading.Thread(
-                target=self._guard, args=("sentinel", self._sentinel), daemon=True
-            ),
+        bodies: dict[str, Callable[[], None]] = {
+            "venue": self._venue,
+            "execution": self._execution,
+            "oracle": self._oracle,
+            "feed": self._feed,
         }
-        threads["venue"].name = "vajra-venue"
-        threads["venue"].start()
-        self.venue_ready.wait(10)
-        for name in ("execution", "oracle", "sentinel", "feed"):
-            threads[name].name = f"vajra-{name}"
-            threads[name].start()
+        threads: dict[str, threading.Thread] = {}
         self.journal.start()
         jt = self.journal._thread
         if jt is not None and jt.native_id is not None:
-            sh.tids["journal"] = jt.native_id
+            sh.tids["journal"] = (os.getpid(), jt.native_id)
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(jt.native_id, {self.plan.assignments["journal"]})
+        threads["sentinel"] = threading.Thread(
+            target=self._guard,
+            args=("sentinel", self._sentinel),
+            name="vajra-sentinel",
+            daemon=True,
+        )
+        threads["sentinel"].start()
+        if self.processes:
+            failed = self._start_processes()
+            if failed:
+                return self._abort_start(failed, threads)
+        else:
+            for name, body in bodies.items():  # the venue first: it answers Execution
+                threads[name] = threading.Thread(
+                    target=self._guard, args=(name, body), name=f"vajra-{name}", daemon=True
+                )
+                threads[name].start()
         # the heap built so far is permanent: frozen, it is never scanned again; collections of
         # what the run allocates are spaced out (3.13t stops every thread for a collection)
         gc.collect()
@@ -291,18 +316,23 @@ class Engine:
         next_hlog = t0 + cfg.engine.hlog_interval_s
         next_spike = t0 + cfg.venue.spike_first_s if cfg.venue.spike_every_s > 0 else float("inf")
         prev = {n: self.hs.snapshot(n) for n in HISTOGRAMS}
+        fw, q = self.flag_w, self.q
+        oracle_events = self.health_w["oracle_events"]
         why = "duration"
         while True:
             now = time.monotonic()
+            if self.processes:
+                self._reap()
             if sh.errors:
-                why = f"{sh.errors[0][0]} thread failed"
+                kind = "process" if self.processes else "thread"
+                why = f"{sh.errors[0][0]} {kind} failed"
                 break
             if stop.is_set():
                 why = signal.Signals(received[0]).name if received else "stop"
                 break
             if now >= end:
                 break
-            if self.q[self.flag_w["ended"]] and not sh.oracle_q:
+            if q[fw["ended"]] and q[oracle_events] >= q[fw["released"]]:
                 why = "feed ended"
                 break
             if now >= next_spike:
@@ -318,41 +348,152 @@ class Engine:
             stop.wait(0.02)
         self._say(f"stopping ({why}): cancelling resting orders, flushing the journal")
         self.ctl_main.set_state(EngineState.STOPPED)
-        fw, q = self.flag_w, self.q
         q[fw["stop_feed"]] = 1
         q[fw["stop_oracle"]] = 1
         q[fw["stop_exec"]] = 1
-        threads["execution"].join(timeout=10)
+        alive = self._join("execution", threads, 10)
         q[fw["stop_venue"]] = 1  # after Execution: its last cancels need the venue's answers
         q[fw["stop_sentinel"]] = 1
         for name in ("feed", "oracle", "sentinel", "venue"):
-            threads[name].join(timeout=5)
-        alive = [n for n, t in threads.items() if t.is_alive()]
+            alive += self._join(name, threads, 5)
+        if self.processes:
+            self._reap()
         self._hlog_interval(prev)
         self.journal.close()
         summary = self.summary = self._summary(why, time.monotonic() - t0)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         self._print_summary(summary)
         if alive:
-            self._say(f"threads that did not stop: {alive}")
+            self._say(f"modules that did not stop: {alive}")
         if sh.errors:
             for name, _, tb in sh.errors:
-                self._say(f"{name} thread failed:\n{tb}")
+                self._say(f"{name} failed:\n{tb}")
             return 1
         if alive:
             return 1
         return 3 if summary["emergency"] == "KILLED" else 0
 
+    def _join(self, name: str, threads: dict[str, threading.Thread], timeout: float) -> list[str]:
+        """Wait for a module to stop; a module process that will not is killed (and reported)."""
+        t = threads.get(name)
+        if t is not None:
+            t.join(timeout)
+            return [name] if t.is_alive() else []
+        p = self._procs.get(name)
+        if p is None:
+            return []
+        p.join(timeout)
+        if p.exitcode is None:
+            p.kill()
+            p.join(5)
+            return [name]
+        return []
+
+    # -- module processes (`topology = "processes"`) --------------------------------------------
+
+    def _start_processes(self) -> list[str]:
+        """Start the module processes (the venue first, the feed last, once the others poll
+        their rings); returns the modules that failed to come up (empty: all running)."""
+        ctx = multiprocessing.get_context("spawn")
+        plan = (dict(self.plan.assignments), dict(self.plan.waits), self.plan.housekeeping)
+        for name in ("venue", "execution", "oracle", "feed"):
+            if name == "feed" and not self._await_beats(("venue", "execution", "oracle")):
+                break
+            p = ctx.Process(
+                target=run_module,
+                args=(self.cfg, self.run_id, name, plan, os.getpid()),
+                name=f"vajra-{name}",
+                daemon=True,
+            )
+            p.start()
+            self._procs[name] = p
+            assert p.pid is not None
+            self.sh.tids[name] = (p.pid, p.pid)  # the module runs on its process's main thread
+        self._reap()
+        return [e[0] for e in self.sh.errors]
+
+    def _await_beats(self, names: tuple[str, ...], timeout: float = 60.0) -> bool:
+        """Each named module has beaten once (its loop runs); False if one died first."""
+        deadline = time.monotonic() + timeout
+        words = [self.health_w[f"{n}_hb_ns"] for n in names]
+        while not all(self.q[w] for w in words):
+            self._reap()
+            if self.sh.errors or time.monotonic() > deadline:
+                if not self.sh.errors:
+                    late = [n for n, w in zip(names, words, strict=True) if not self.q[w]]
+                    self.sh.errors.append((late[0], "did not start in time", ""))
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _reap(self) -> None:
+        """Collect what finished module processes left: their report (`<module>.json` in the
+        run directory), and an error for one that died without a clean report."""
+        for name, p in self._procs.items():
+            if p.exitcode is None or name in self._reaped:
+                continue
+            self._reaped.add(name)
+            path = self.run_dir / f"{name}.json"
+            try:
+                rep = json.loads(path.read_text())
+            except (OSError, ValueError):
+                rep = {}
+            self.sh.summary.update(rep.get("summary", {}))
+            if rep.get("kill_report"):
+                self.sh.kill_report.update(rep["kill_report"])
+            for e in rep.get("errors", []):
+                self.sh.errors.append(tuple(e))
+            if p.exitcode != 0 and not rep.get("errors"):
+                self.sh.errors.append(
+                    (name, f"process exited with {p.exitcode}", "(no report: it died abruptly)")
+                )
+            elif not rep and not self.q[self.flag_w["stop_exec"]]:
+                self.sh.errors.append((name, "process ended before the engine stopped", ""))
+
+    def _abort_start(self, failed: list[str], threads: dict[str, threading.Thread]) -> int:
+        self._say(f"module processes failed to start: {failed}")
+        for name in self.flag_w:
+            if name.startswith("stop_"):
+                self.q[self.flag_w[name]] = 1
+        for name in list(self._procs):
+            self._join(name, threads, 5)
+        threads["sentinel"].join(5)
+        for name, err, tb in self.sh.errors:
+            self._say(f"{name}: {err}\n{tb}")
+        return 1
+
+    def run_module(self, name: str) -> int:
+        """In a module process: attach, run the module's loop on this (pinned) main thread,
+        report to the supervisor through `<run_dir>/<module>.json`; exit code 0 or 1."""
+        with self._stack:
+            self._attach()
+            body = {
+                "venue": self._venue,
+                "execution": self._execution,
+                "oracle": self._oracle,
+                "feed": self._feed,
+            }[name]
+            self._guard(name, body)
+            report = {
+                "summary": self.sh.summary,
+                "kill_report": self.sh.kill_report,
+                "errors": self.sh.errors,
+            }
+            tmp = self.run_dir / f".{name}.json"
+            tmp.write_text(json.dumps(report, default=str))
+            tmp.rename(self.run_dir / f"{name}.json")
+            return 1 if self.sh.errors else 0
+
     def _guard(self, name: str, fn: Callable[[], None]) -> None:
         """Every thread: its failure stops the engine with the traceback, never silently."""
         try:
-            self.sh.tids[name] = threading.get_native_id()
+            self.sh.tids[name] = (os.getpid(), threading.get_native_id())
             set_current_thread_name(f"vajra-{name}")
             cpu = self.plan.assignments["feed" if name == "venue" else name]
             pin_current_thread(cpu)
             fn()
         except BaseException as e:
-            self.sh.errors.append((name, e, traceback.format_exc()))
+            self.sh.errors.append((name, repr(e), traceback.format_exc()))
 
     def _words(self) -> tuple[memoryview, memoryview]:
         """This thread's own views of the engine segment: a memoryview both threads of a
@@ -376,9 +517,10 @@ class Engine:
         return make_wait(kind)
 
     def _spike(self) -> None:
-        v = self.cfg.venue
-        self.sh.spikes.append((int(v.spike_duration_ms * 1e6), int(v.spike_extra_ms * 1e6)))
-        self.q[self.flag_w["spikes"]] += 1
+        v, q, fw = self.cfg.venue, self.q, self.flag_w
+        q[fw["spike_dur_ns"]] = int(v.spike_duration_ms * 1e6)  # the terms, then the count
+        q[fw["spike_extra_ns"]] = int(v.spike_extra_ms * 1e6)
+        q[fw["spikes"]] += 1
 
     def _hlog_interval(self, prev: dict[str, HistogramSnapshot]) -> dict[str, HistogramSnapshot]:
         now = {n: self.hs.snapshot(n) for n in HISTOGRAMS}
@@ -401,12 +543,16 @@ class Engine:
         return (
             f"{time.strftime('%H:%M:%S')} {EmergencyState(ex['emergency']).name:8} "
             f"{ExecState(ex['state']).name:8} {regime:6} gate {'OPEN' if gate else 'shut'} "
-            f"phase {self.sh.phase:14} orders {ex['placed']:>5} fills {ex['fills']:>4} "
+            f"phase {self._phase():14} orders {ex['placed']:>5} fills {ex['fills']:>4} "
             f"cancels {ex['cancels_sent']:>5} open {ex['open_orders']:>2} pos {ex['position']:>+6} "
             f"pnl {ex['pnl_paise'] / 100:>+10,.0f} Rs  OTR {ex['otr_penalty_orders'] / otr_t:5.1f} "
             f"(slab {ex['otr_slab_paise']}p)  RTT p99 {self._pct('order_rtt', 99) / 1e3:5.1f} ms  "
             f"tick->order p99 {self._pct('tick_to_order', 99):6.0f} µs"
         )
+
+    def _phase(self) -> str:
+        p = self.q[self.flag_w["phase"]]
+        return Phase(p).name if p in Phase._value2member_map_ else "-"
 
     def _read_exec(self) -> dict[str, Any]:
         return dict(self._exec_reader.read())
@@ -414,7 +560,7 @@ class Engine:
     # -- feed thread ----------------------------------------------------------------------------
 
     def _feed(self) -> None:
-        sh, cfg = self.sh, self.cfg
+        cfg = self.cfg
         src = self.source
         perf = time.perf_counter_ns
         h = self.hw["feed.release"]
@@ -422,15 +568,22 @@ class Engine:
         view, q = self._words()
         fw = self.flag_w
         stop_w, trading_w, last_w = fw["stop_feed"], fw["trading_from_ns"], fw["last_event_ns"]
-        released_w, trades_w = fw["released"], fw["trades"]
-        oracle_q, venue_q, trades_q = sh.oracle_q, sh.venue_q, sh.trades_q
-        n = trades = 0
+        released_w, trades_w, phase_w = fw["released"], fw["trades"], fw["phase"]
+
+        def stopping() -> bool:
+            q[hb] = perf()  # waiting for room is not being dead
+            return q[stop_w] != 0
+
+        out = (
+            links.feed_out_rings(self.run_id, q, released_w, trades_w, stopping)
+            if self.processes
+            else links.feed_out_threads(self.sh.links, q, released_w, trades_w, stopping)
+        )
+        push, trade, ahead, idle = out.push, out.trade, out.ahead, out.idle
+        n = 0
         if src.initial is not None:
-            first = restamp(src.initial, perf())
-            oracle_q.append(first)
-            venue_q.append(first)
+            push(restamp(src.initial, perf()))
             n = 1
-            q[released_w] = n
 
         def beat() -> None:
             q[hb] = perf()
@@ -440,33 +593,33 @@ class Engine:
         handoff = os.sched_yield if self._shares_cpu("feed", "oracle") else None
 
         def drained() -> None:  # the warm-up is worked through before the first live event
-            while (oracle_q or venue_q) and not q[stop_w]:
+            while not idle() and not q[stop_w]:
                 q[hb] = perf()
                 time.sleep(0.001)
 
         trading = 0
+        warmup_ns = int(cfg.feed.warmup_s * 1e9)
         try:
             while not q[stop_w]:
-                pacer = Pacer(cfg.feed.speed, int(cfg.feed.warmup_s * 1e9), drained, beat)
+                # a replay that starts over is paced on from where it is, with no second
+                # warm-up: its first minute would be stamped in the past while live
+                pacer = Pacer(cfg.feed.speed, 0 if trading else warmup_ns, drained, beat)
                 for market_ns, ev in src.events():
                     if q[stop_w]:
                         break
                     if type(ev) is PhaseChange:
-                        sh.phase = ev.phase.name
+                        q[phase_w] = int(ev.phase)
                         continue
                     stamp = pacer.release(market_ns)
                     ev = restamp(ev, stamp)
                     if not trading and not pacer.warming:
                         trading = stamp
                         q[trading_w] = stamp
-                    oracle_q.append(ev)
-                    venue_q.append(ev)
+                    if not push(ev):
+                        break
                     n += 1
-                    q[released_w] = n  # after both appends: the consumers may take it now
                     if type(ev) is Trade:
-                        trades_q.append((ev.price, ev.qty))
-                        trades += 1
-                        q[trades_w] = trades
+                        trade(ev.price, ev.qty)
                     q[last_w] = stamp
                     if trading:  # warm-up events are stamped in the past: not timed
                         h.record(perf() - stamp)
@@ -478,13 +631,14 @@ class Engine:
                     # as fast as possible: stay at most 256 events ahead of the Oracle, so an
                     # event's stamp is taken near when the engine can take it (the latency is
                     # the engine's, the events/s the measure) and memory stays bounded
-                    while len(oracle_q) > 256 and not q[stop_w]:
+                    while ahead() > 256 and not q[stop_w]:
                         q[hb] = perf()
                         time.sleep(0.0001)
                 if src.endless or not cfg.feed.loop:
                     break
             q[fw["ended"]] = 1
         finally:
+            out.close()
             q.release()
             view.release()
 
@@ -496,6 +650,11 @@ class Engine:
         view, q = self._words()
         fw = self.flag_w
         stop_w, trading_w, released_w = fw["stop_oracle"], fw["trading_from_ns"], fw["released"]
+        market = (
+            links.market_taker_rings(self.run_id, "market.oracle")
+            if self.processes
+            else links.taker_threads(sh.links.oracle_q, q, released_w)
+        )
         base = self.seg.extra
         ctl = self.control.reader()
         risk = RiskStateView(view, base + self.blocks.risk)
@@ -520,7 +679,7 @@ class Engine:
         h_hop = self.hw["queue_hop"]
         hb, loops, events = (self.health_w[f"oracle_{k}"] for k in ("hb_ns", "loops", "events"))
         wait = self._wait("oracle")
-        pop = sh.oracle_q.popleft
+        take = market.take
         on_event = pipe.on_event
         n = it = 0
         next_tick = 0
@@ -532,9 +691,10 @@ class Engine:
         try:
             while True:
                 it += 1
-                if q[released_w] != n:
-                    # hot loop: a deque pop, the pipeline (~10-20 µs per book update), a stamp
-                    ev = pop()
+                ev = take()
+                if ev is not None:
+                    # hot loop: a deque pop (threads) or a frame decode (processes, ~3-10 µs),
+                    # the pipeline (~10-20 µs per book update), a stamp
                     n += 1
                     t_ev = getattr(ev, "recv_ns", 0)
                     if t_ev >= trading:  # warm-up events are stamped in the past: not timed
@@ -568,7 +728,7 @@ class Engine:
             sh.summary["regimes_entered"] = seen
             sh.summary["live_events"] = live
             sh.summary["live_seconds"] = (t_end - trading) / 1e9 if trading < t_end else 0.0
-            for c in (top, gate, sw, heat, risk, ctl):
+            for c in (top, gate, sw, heat, risk, ctl, market):
                 c.close()
             wait.close()
             q.release()
@@ -576,11 +736,12 @@ class Engine:
 
     # -- execution thread -----------------------------------------------------------------------
 
-    def _build_execution(self) -> tuple[Execution, OrderGateway, Sentinel]:
+    def _build_execution(
+        self, link: links.VenueLink | links.ShmVenueLink
+    ) -> tuple[Execution, OrderGateway, Sentinel]:
         cfg = self.cfg
         inst = self.inst
         now = time.perf_counter_ns()
-        link = self.link
         sentinel = Sentinel(cfg.risk, now_ns=now)
         budgets = wiring.budgets(cfg, inst)
         rate = self.rate
@@ -594,7 +755,11 @@ class Engine:
 
         ctl = self.control.reader()
         self._exec_ctl = ctl
-        self._journal_writer = self.journal.writer("exec")
+        if self.processes:  # the journal thread is the supervisor's: attach to its ring
+            ring = Ring.attach(self.run_id, "journal.exec")
+            self._stack.callback(ring.close)
+            self._journal_writer = JournalWriter("exec", ring)
+            self._journaled = replay(read_entries(Path(cfg.engine.run_dir) / "journal.db"))
         gw = OrderGateway(
             link,
             budgets,
@@ -622,9 +787,6 @@ class Engine:
     def _execution(self) -> None:
         sh = self.sh
         perf = time.perf_counter_ns
-        ex, gw, sentinel = self._build_execution()
-        ctl = self._exec_ctl
-        base = self.seg.extra
         view, q = self._words()
         fw = self.flag_w
         stop_w, trading_w, last_w, trades_w = (
@@ -633,7 +795,17 @@ class Engine:
             fw["last_event_ns"],
             fw["trades"],
         )
-        self.link.attach(q, fw["answers"], fw["requests"])
+        link: links.VenueLink | links.ShmVenueLink
+        if self.processes:
+            link = links.ShmVenueLink(self.run_id, lambda: q[fw["stop_venue"]] != 0)
+            trades = links.trades_taker_rings(self.run_id)
+        else:
+            link = links.VenueLink(self.sh.links)
+            link.attach(q, fw["answers"], fw["requests"])
+            trades = links.taker_threads(self.sh.links.trades_q, q, trades_w)  # type: ignore[arg-type]
+        ex, gw, sentinel = self._build_execution(link)
+        ctl = self._exec_ctl
+        base = self.seg.extra
         risk_w = RiskWriter(view, base + self.blocks.risk)
         exec_w = SeqlockWriter(view, base + self.blocks.exec, EXEC)
         reader = self.signals.reader()
@@ -658,9 +830,8 @@ class Engine:
             (i, self.health_w[f"{m}_hb_ns"]) for m, i in _MODULE_ID.items() if m != "journal"
         ]
         wait = self._wait("execution")
-        trades_q = sh.trades_q
-        tpop = trades_q.popleft
-        trades_seen = 0
+        ttake = trades.take
+        fills = 0  # fill events applied (the exec block's `fills`)
         trading = 0
         on_trade, on_signal, on_tick = ex.on_trade, ex.on_signal, ex.on_tick
         kill_word = ctl.kill_requested
@@ -678,11 +849,11 @@ class Engine:
             while True:
                 it += 1
                 busy = False
-                if q[trades_w] != trades_seen:  # the last traded price and the trade rate
-                    while trades_q:
-                        price, qty = tpop()
-                        on_trade(price, qty, perf())
-                        trades_seen += 1
+                t = ttake()
+                if t is not None:  # the last traded price and the trade rate
+                    while t is not None:
+                        on_trade(t[0], t[1], perf())  # type: ignore[index]
+                        t = ttake()
                     busy = True
                 off = poll()
                 if off >= 0:
@@ -713,8 +884,10 @@ class Engine:
                             h_rtt.record(now - o.sent_ns)
                         elif oc.rtt_kind is RttKind.CANCEL:
                             h_crtt.record(now - o.cancel_sent_ns)
-                        if oc.fill_qty and o.filled == oc.fill_qty:
-                            h_fill.record(now - o.sent_ns)
+                        if oc.fill_qty:
+                            fills += 1
+                            if o.filled == oc.fill_qty:
+                                h_fill.record(now - o.sent_ns)
                 k = kill_word()
                 if k and k != kill_seen:  # the loop that sees it: writes are refused from here
                     t = perf()  # not `now`: the flag may have been set after that stamp
@@ -753,7 +926,7 @@ class Engine:
                     if now >= next_pub:
                         next_pub = now + _PUBLISH_NS
                         risk_w.publish(sentinel, now)
-                        self._publish_exec(exec_w, ex, gw, now)
+                        self._publish_exec(exec_w, ex, gw, now, fills)
                     if q[stop_w]:
                         if not stopping_since:
                             stopping_since = now
@@ -776,13 +949,17 @@ class Engine:
         finally:
             now = perf()
             risk_w.publish(sentinel, now)
-            self._publish_exec(exec_w, ex, gw, now)
-            sh.summary.update(self._exec_summary(ex, gw, sentinel))
-            self._journal_writer.flush(5.0)
-            for c in (risk_w, exec_w, reader, ctl):
+            self._publish_exec(exec_w, ex, gw, now, fills)
+            sh.summary.update(self._exec_summary(ex, gw, sentinel, fills))
+            if self.processes:  # taken off the ring here; the supervisor commits at close
+                self._journal_writer.drain(5.0)
+            else:
+                self._journal_writer.flush(5.0)
+            for c in (risk_w, exec_w, reader, ctl, trades, link):
                 c.close()
             wait.close()
-            self.link.attach(self.q, fw["answers"], fw["requests"])  # this view is going away
+            if isinstance(link, links.VenueLink):
+                link.attach(self.q, fw["answers"], fw["requests"])  # this view is going away
             q.release()
             view.release()
 
@@ -805,18 +982,20 @@ class Engine:
         elif cmd is Command.RESUME:
             sentinel.resume(now)
         elif cmd is Command.SPIKE:
-            v = self.cfg.venue
-            dur = int(arg) if arg > 0 else int(v.spike_duration_ms * 1e6)
-            self.sh.spikes.append((dur, int(v.spike_extra_ms * 1e6)))
+            v, fw = self.cfg.venue, self.flag_w
+            q[fw["spike_req_dur_ns"]] = int(arg) if arg > 0 else int(v.spike_duration_ms * 1e6)
+            q[fw["spike_req_extra_ns"]] = int(v.spike_extra_ms * 1e6)
             self._exec_spikes += 1
-            q[self.flag_w["spike_requests"]] = self._exec_spikes
+            q[fw["spike_requests"]] = self._exec_spikes
         elif cmd is Command.SNAPSHOT:
             pass  # the blocks are republished every 50 ms anyway
         else:
             result = CommandResult.UNKNOWN
         ctl.ack_command(seq, result)
 
-    def _publish_exec(self, w: SeqlockWriter, ex: Execution, gw: OrderGateway, now: int) -> None:
+    def _publish_exec(
+        self, w: SeqlockWriter, ex: Execution, gw: OrderGateway, now: int, fills: int
+    ) -> None:
         otr = gw.budgets.otr
         lim = gw.budgets.limiter
         if ex.ltp:
@@ -830,7 +1009,7 @@ class Engine:
                 int(gw.sentinel.state),
                 ex.signals,
                 ex.placed,
-                self.venue.stats.fills if self.venue is not None else 0,
+                fills,
                 otr.trades,
                 ex.cancels_sent,
                 ex.timer_cancels,
@@ -861,19 +1040,18 @@ class Engine:
             )
         )
 
-    def _exec_summary(self, ex: Execution, gw: OrderGateway, sentinel: Sentinel) -> dict[str, Any]:
-        venue = self.venue
-        assert venue is not None
+    def _exec_summary(
+        self, ex: Execution, gw: OrderGateway, sentinel: Sentinel, fills: int
+    ) -> dict[str, Any]:
         otr = gw.budgets.otr
         return {
             "signals": ex.signals,
             "orders": ex.placed,
-            "fills": venue.stats.fills,
+            "fills": fills,
             "filled_orders": otr.trades,
             "cancels": ex.cancels_sent,
             "timer_cancels": ex.timer_cancels,
             "open_orders_at_exit": gw.tracker.open_count,
-            "venue_open_at_exit": len(venue.open_orders()),
             "refused": {k.name: v for k, v in gw.refused.items() if v},
             "budget_refusals": {
                 "limiter": {
@@ -911,70 +1089,82 @@ class Engine:
 
     def _venue(self) -> None:
         """The simulated exchange: the market as the feed released it, our requests as they
-        arrive, its answers when its latency says (see `vajra.engine.venue_link`)."""
-        sh, cfg = self.sh, self.cfg
+        arrive, its answers when its latency says (see `vajra.engine.links`)."""
+        cfg = self.cfg
         perf = time.perf_counter_ns
         venue = wiring.sim_venue(cfg, self.inst)
-        self.venue = venue  # built here, owned here; read by the others only after the run
-        self.venue_ready.set()
         view, q = self._words()
         fw = self.flag_w
-        stop_w, released_w, requests_w, answers_w = (
-            fw["stop_venue"],
-            fw["released"],
-            fw["requests"],
-            fw["answers"],
+        stop_w = fw["stop_venue"]
+        spikes = (  # (count, duration, extra): the main thread's schedule, control commands
+            (fw["spikes"], fw["spike_dur_ns"], fw["spike_extra_ns"]),
+            (fw["spike_requests"], fw["spike_req_dur_ns"], fw["spike_req_extra_ns"]),
         )
-        spikes_w, spike_req_w = fw["spikes"], fw["spike_requests"]
+        fills_w, open_w = fw["venue_fills"], fw["venue_open"]
         hb, loops, events = (self.health_w[f"venue_{k}"] for k in ("hb_ns", "loops", "events"))
-        link = self.link
-        requests, answers = link.requests, link.answers
-        rpop = requests.popleft
-        mpop = sh.venue_q.popleft
+
+        def stopping() -> bool:
+            return q[stop_w] != 0
+
+        if self.processes:
+            market = links.market_taker_rings(self.run_id, "market.venue")
+            orders = links.venue_in_rings(self.run_id, stopping)
+        else:
+            market = links.taker_threads(self.sh.links.venue_q, q, fw["released"])
+            orders = links.venue_in_threads(self.sh.links, q, fw["requests"], fw["answers"])
+        take, request, answer = market.take, orders.request, orders.answer
         on_market, poll = venue.on_market, venue.poll
+        place, cancel, modify = venue.place, venue.cancel, venue.modify
         wait = self._wait("feed")  # the venue sits with the feed: the market's side
-        n = it = taken = answered = spiked = 0
+        n = it = 0
+        spiked = [0, 0]
+        q[hb] = perf()
         try:
             while not q[stop_w]:
                 it += 1
                 busy = False
-                while q[released_w] != n:  # the exchange sees the market before our reaction
-                    on_market(mpop(), perf())
+                ev = take()
+                while ev is not None:  # the exchange sees the market before our reaction
+                    on_market(ev, perf())
                     n += 1
                     busy = True
-                if q[requests_w] != taken:
-                    while requests:
-                        _, req, t = rpop()
-                        if type(req) is PlaceRequest:  # the latency counts from the send
-                            venue.place(req, t)
-                        elif type(req) is CancelRequest:
-                            venue.cancel(req, t)
-                        elif type(req) is ModifyRequest:
-                            venue.modify(req, t)
-                        taken += 1
+                    ev = take()
+                r = request()
+                while r is not None:
+                    req, t = r
+                    if type(req) is PlaceRequest:  # the latency counts from the send
+                        place(req, t)
+                    elif type(req) is CancelRequest:
+                        cancel(req, t)
+                    elif type(req) is ModifyRequest:
+                        modify(req, t)
                     busy = True
+                    r = request()
                 out = poll(perf())
                 if out:
-                    answers.extend(out)
-                    answered += len(out)
-                    q[answers_w] = answered
+                    answer(out)
                     busy = True
                 if it & 255 == 0:
                     q[hb] = perf()
                     q[loops] = it
                     q[events] = n
-                    if q[spikes_w] + q[spike_req_w] != spiked:
-                        while sh.spikes:
-                            dur, extra = sh.spikes.popleft()
+                    q[fills_w] = venue.stats.fills
+                    q[open_w] = len(venue.open_orders())
+                    for i, (count_w, dur_w, extra_w) in enumerate(spikes):
+                        if q[count_w] != spiked[i]:  # a latency spike asked for: its terms
+                            spiked[i] = q[count_w]
                             now = perf()
-                            venue.latency.spike(now, now + dur, extra)
-                            spiked += 1
+                            venue.latency.spike(now, now + q[dur_w], q[extra_w])
                 if busy:
                     wait.reset()
                 else:
                     wait.idle()
         finally:
+            q[fills_w] = venue.stats.fills
+            q[open_w] = len(venue.open_orders())
             wait.close()
+            market.close()
+            orders.close()
             q.release()
             view.release()
 
@@ -998,10 +1188,10 @@ class Engine:
                 if time.monotonic() < next_round:
                     continue
                 next_round = time.monotonic() + _HEALTH_INTERVAL_S
-                for name, tid in list(sh.tids.items()):
+                for name, (pid, tid) in list(sh.tids.items()):
                     w = self.health_w
                     try:
-                        st = read_thread_stats(tid)
+                        st = read_thread_stats(tid, pid)
                     except OSError:
                         q[w[f"{name}_alive"]] = 0
                         continue
@@ -1066,7 +1256,9 @@ class Engine:
                 "max_ms": max(self._gc_pauses, default=0) / 1e6,
                 "total_ms": sum(self._gc_pauses) / 1e6,
             },
-            "errors": [f"{n}: {e!r}" for n, e, _ in self.sh.errors],
+            "errors": [f"{n}: {e}" for n, e, _ in self.sh.errors],
+            "topology": self.cfg.engine.topology,
+            "venue_open_at_exit": self.q[self.flag_w["venue_open"]],
             **self.sh.summary,
         }
         out.setdefault("emergency", "NORMAL")
@@ -1091,3 +1283,22 @@ class Engine:
                 f"all cancels sent after {k.get('cancels_sent_ns', 0) / 1e3:.1f} µs"
             )
         self._say(f"  files: {self.run_dir}/latency.hlog, summary.json, config.json")
+
+
+def run_module(
+    cfg: Config,
+    run_id: str,
+    name: str,
+    plan: tuple[dict[str, int], dict[str, WaitKind], int],
+    parent_pid: int,
+) -> None:
+    """A module process's entry point (`topology = "processes"`, spawned by the supervisor)."""
+    links.die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if gil and sysconfig.get_config_var("Py_GIL_DISABLED"):
+        print(f"{name} process: an import turned the GIL back on", file=sys.stderr, flush=True)
+        sys.exit(1)
+    assignments, waits, housekeeping = plan
+    engine = Engine(cfg, run_id=run_id, plan=CorePlan(assignments, waits, housekeeping))
+    sys.exit(engine.run_module(name))

@@ -91,7 +91,7 @@ HEALTH = Layout("health", 1, tuple(_HEALTH_FIELDS))
 #: moved. One writer per line.
 FLAGS = Layout(
     "flags",
-    1,
+    2,
     (
         *line_fields(
             "stop_feed",
@@ -100,7 +100,9 @@ FLAGS = Layout(
             "stop_venue",
             "stop_sentinel",
             "spikes",
-            doc="main thread: stop requests (1), scheduled spikes posted",
+            "spike_dur_ns",
+            "spike_extra_ns",
+            doc="main thread: stop requests (1), scheduled spikes posted (their terms first)",
         ),
         *line_fields(
             "trading_from_ns",
@@ -108,10 +110,23 @@ FLAGS = Layout(
             "released",
             "trades",
             "ended",
-            doc="feed thread: first live stamp, newest stamp, events and trades handed on",
+            "phase",
+            doc="feed: first live stamp, newest stamp, events and trades handed on, the "
+            "synthetic market's phase (ground truth, for display; 0 none)",
         ),
-        *line_fields("answers", doc="venue thread: answers handed to Execution"),
-        *line_fields("requests", "spike_requests", doc="execution thread: requests, spikes"),
+        *line_fields(
+            "answers",
+            "venue_fills",
+            "venue_open",
+            doc="venue: answers handed to Execution, fills it made, orders resting on it",
+        ),
+        *line_fields(
+            "requests",
+            "spike_requests",
+            "spike_req_dur_ns",
+            "spike_req_extra_ns",
+            doc="execution: requests sent, spikes asked for by a control command",
+        ),
     ),
 )
 
