@@ -6,11 +6,13 @@ Variants, each a separate process so each has the interpreter and the CPUs it cl
   share one, each yielding to the other; feed, Sentinel, journal on the other);
 - (a') the same with Execution alone on a CPU, busy-spinning (the dedicated-core plan), where
   the machine has a second CPU;
+- (b) the same engine with `topology = "processes"`: feed, Oracle, Execution and the venue each
+  a process, market events and the order protocol encoded over shared-memory rings;
 - (c) the same engine on a stock GIL CPython 3.13 (threads, `--allow-gil`), when one is found
   (`VAJRA_GIL_PYTHON`, `python3.13` on PATH, `~/.pyenv`);
 - (d) the same stages as a typical asyncio bot (`vajra.bench.bot`), on 3.13t and, when found,
   on the GIL build.
-Not measured yet: (b) the `processes` topology, which the engine does not have.
+- (c') the GIL build with `topology = "processes"` (what that topology is for: one GIL each).
 
 Every variant runs the same strategy settings, set for the path and not the profit (as the
 execution benchmark does): the entropy veto and the strength floor out of the way so a Signal
@@ -246,9 +248,18 @@ def main(argv: list[str] | None = None) -> int:
                     ("engine", me, ["--config", str(plan)]),
                 )
             )
+        procs = ["--set", "engine.topology=processes"]
+        variants.append(("b", "3.13t processes, auto plan", ("engine", me, procs)))
         if gil:
             variants.append(
                 ("c", "GIL 3.13 threads (same engine)", ("engine", gil, ["--allow-gil"]))
+            )
+            variants.append(
+                (
+                    "c_processes",
+                    "GIL 3.13 processes (same engine)",
+                    ("engine", gil, ["--allow-gil", *procs]),
+                )
             )
         variants.append(("d", "asyncio bot on 3.13t", ("bot", me, None)))
         if gil:
