@@ -116,7 +116,11 @@ async def run_bot(cfg: Config, seconds: float) -> dict[str, Any]:
     while not state["trading_from"] and not state["stop"]:
         await asyncio.sleep(0.01)
     t0 = perf()
-    await asyncio.sleep(seconds)
+    # until the time is up or the recording ran out and the stages worked through it: events/s
+    # is over the time the bot had events, as the engine's is
+    deadline = t0 + int(seconds * 1e9)
+    while perf() < deadline and not (state["stop"] and market.empty() and signals.empty()):
+        await asyncio.sleep(0.001)
     state["stop"] = True
     t1 = perf()
     for t in tasks:
