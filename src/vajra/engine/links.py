@@ -267,37 +267,28 @@ def feed_out_rings(
     return FeedOut(push, trade, to_oracle.backlog, idle, close)
 
 
-def market_taker_rings(run_id: str, name: str) -> Taker:
+def _taker_rings(run_id: str, name: str, decode: Callable[[bytes], object]) -> Taker:
     ring = Ring.attach(run_id, name)
     reader = FrameReader(ring)
     ftake = reader.take
 
     def take() -> object | None:
         data = ftake()
-        return None if data is None else decode_event(data)
+        return None if data is None else decode(data)
 
     def close() -> None:
         reader.close()
         ring.close()
 
     return Taker(take, close)
+
+
+def market_taker_rings(run_id: str, name: str) -> Taker:
+    return _taker_rings(run_id, name, decode_event)
 
 
 def trades_taker_rings(run_id: str) -> Taker:
-    ring = Ring.attach(run_id, "market.trades")
-    reader = FrameReader(ring)
-    ftake = reader.take
-    unpack = _TRADE.unpack
-
-    def take() -> object | None:
-        data = ftake()
-        return None if data is None else unpack(data)
-
-    def close() -> None:
-        reader.close()
-        ring.close()
-
-    return Taker(take, close)
+    return _taker_rings(run_id, "market.trades", _TRADE.unpack)
 
 
 class ShmVenueLink:

@@ -72,7 +72,7 @@ class WireError(ValueError):
 KIND_BOOK, KIND_TRADE, KIND_QUOTE, KIND_GAP, KIND_RESYNCED, KIND_MALFORMED = 1, 2, 3, 4, 5, 6
 
 # Each layout includes the kind and version bytes, so encoding is one pack; decoders unpack
-# from offset 2 with the same layout minus that prefix (`_tail`), after checking the prefix.
+# from offset 2 with the same layout minus that prefix (`tail`), after checking the prefix.
 _BOOK = struct.Struct("<BBBII7q")
 _TRADE = struct.Struct("<BB5qbq")
 _QUOTE = struct.Struct("<BB8q")
@@ -81,12 +81,14 @@ _RESYNCED = struct.Struct("<BB3q")
 _MALFORMED = struct.Struct("<BB2qH")
 
 
-def _tail(s: struct.Struct) -> struct.Struct:
+def tail(s: struct.Struct) -> struct.Struct:
+    """The layout after the kind and version bytes (decoders check those first); shared with
+    `vajra.venues.wire`."""
     return struct.Struct("<" + s.format[3:])
 
 
-_BOOK_T, _TRADE_T, _QUOTE_T = _tail(_BOOK), _tail(_TRADE), _tail(_QUOTE)
-_GAP_T, _RESYNCED_T, _MALFORMED_T = _tail(_GAP), _tail(_RESYNCED), _tail(_MALFORMED)
+_BOOK_T, _TRADE_T, _QUOTE_T = tail(_BOOK), tail(_TRADE), tail(_QUOTE)
+_GAP_T, _RESYNCED_T, _MALFORMED_T = tail(_GAP), tail(_RESYNCED), tail(_MALFORMED)
 _BOOK_SIZE = _BOOK.size
 
 _FLAG_SNAPSHOT, _FLAG_ORDERED = 1, 2

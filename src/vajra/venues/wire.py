@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vajra.market.events import Side
-from vajra.market.wire import Buffer, WireError, size_error, utf8_field
+from vajra.market.wire import Buffer, WireError, size_error, tail, utf8_field
 from vajra.venues.base import (
     Ack,
     CancelAck,
@@ -77,15 +77,10 @@ _CANCEL_REJECT = struct.Struct("<BB2qBH")
 _EXPIRED = struct.Struct("<BB2q")
 
 
-def _tail(s: struct.Struct) -> struct.Struct:
-    """The layout after the kind and version bytes (decoders check those first)."""
-    return struct.Struct("<" + s.format[3:])
-
-
-_PLACE_T, _MODIFY_T, _CANCEL_T = _tail(_PLACE), _tail(_MODIFY), _tail(_CANCEL)
-_ACK_T, _REJECT_T, _MODIFY_ACK_T = _tail(_ACK), _tail(_REJECT), _tail(_MODIFY_ACK)
-_FILL_T, _CANCEL_ACK_T = _tail(_FILL), _tail(_CANCEL_ACK)
-_CANCEL_REJECT_T, _EXPIRED_T = _tail(_CANCEL_REJECT), _tail(_EXPIRED)
+_PLACE_T, _MODIFY_T, _CANCEL_T = tail(_PLACE), tail(_MODIFY), tail(_CANCEL)
+_ACK_T, _REJECT_T, _MODIFY_ACK_T = tail(_ACK), tail(_REJECT), tail(_MODIFY_ACK)
+_FILL_T, _CANCEL_ACK_T = tail(_FILL), tail(_CANCEL_ACK)
+_CANCEL_REJECT_T, _EXPIRED_T = tail(_CANCEL_REJECT), tail(_EXPIRED)
 
 # Enum lookups by value: a dict get is ~4x cheaper than calling the enum class and never raises.
 _SIDES: dict[int, Side] = {int(s): s for s in Side}
