@@ -154,7 +154,7 @@ def run_bot(python: str, feed: str, speed: float, seconds: float, work: Path) ->
 
 def run_kills(python: str, kills: int, work: Path) -> dict[str, Any]:
     """Kill/re-arm cycles against a running engine (synthetic default, flooding ladder)."""
-    from vajra.shm.control import Command, Control
+    from vajra.shm.control import Command, Control, KillOrigin
 
     out = work / "kill.json"
     cmd = [
@@ -196,7 +196,7 @@ def run_kills(python: str, kills: int, work: Path) -> dict[str, Any]:
     try:
         time.sleep(4.0)  # trading
         for _ in range(kills):
-            seq = w.request_kill(origin=2)
+            seq = w.request_kill(origin=KillOrigin.BENCH)
             ns = w.wait_kill_ack(seq, 5.0)
             if ns is not None:
                 acks.append(ns)

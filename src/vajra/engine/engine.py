@@ -58,6 +58,7 @@ from vajra.market.events import Trade
 from vajra.market.feeds.synthetic import Phase
 from vajra.market.top import TopWriter
 from vajra.modules.execution import ExecState, Execution
+from vajra.modules.oracle import OracleStateWriter
 from vajra.modules.pipeline import HISTOGRAMS as PIPELINE_HISTOGRAMS
 from vajra.modules.pipeline import MarketPipeline
 from vajra.modules.sentinel import EmergencyState, Reason, RiskStateView, RiskWriter, Sentinel
@@ -66,7 +67,7 @@ from vajra.modules.sonar import GATE, GateWriter, Regime
 from vajra.runtime.coreplan import CorePlan, Machine, WaitKind, plan_from_config
 from vajra.runtime.pinning import pin_current_thread, read_thread_stats, set_current_thread_name
 from vajra.runtime.wait import WaitStrategy, make_wait
-from vajra.shm.control import Command, CommandResult, Control, EngineState
+from vajra.shm.control import Command, CommandResult, Control, EngineState, KillOrigin
 from vajra.shm.histogram import HistogramSet, HistogramSnapshot
 from vajra.shm.hlog import HlogWriter
 from vajra.shm.matrix import MatrixRing
@@ -659,6 +660,7 @@ class Engine:
         ctl = self.control.reader()
         risk = RiskStateView(view, base + self.blocks.risk)
         top = TopWriter(view, base + self.blocks.top)
+        ostate = OracleStateWriter(view, base + self.blocks.oracle)
         gate = GateWriter(view, base + self.blocks.gate)
         sw, heat = self.signals.writer(), self.heat.writer()
         writers = {n: self.hw[n] for n in PIPELINE_HISTOGRAMS}
@@ -668,6 +670,7 @@ class Engine:
             self.cfg.sonar,
             histograms=writers,
             top=top,
+            oracle_state=ostate,
             gate=gate,
             signals=sw,
             heatmap=heat,
@@ -728,7 +731,7 @@ class Engine:
             sh.summary["regimes_entered"] = seen
             sh.summary["live_events"] = live
             sh.summary["live_seconds"] = (t_end - trading) / 1e9 if trading < t_end else 0.0
-            for c in (top, gate, sw, heat, risk, ctl, market):
+            for c in (top, ostate, gate, sw, heat, risk, ctl, market):
                 c.close()
             wait.close()
             q.release()
@@ -896,7 +899,8 @@ class Engine:
                     hw["kill.blocked"].record(t - set_ns)
                     sh.kill_report = {"seq": k, "set_ns": set_ns, "blocked_ns": t - set_ns}
                     origin = ctl.get("kill_origin")
-                    jw.append(KillCommand(KillAction.KILL, k, f"control origin {origin}"), t)
+                    who = KillOrigin(origin).name if origin in KillOrigin else str(origin)
+                    jw.append(KillCommand(KillAction.KILL, k, f"control origin {who}"), t)
                 if (
                     kill_seen
                     and kill_acked != kill_seen

@@ -4,6 +4,7 @@ monitor reads, declared here once and read by the engine and the monitor from th
 Blocks, each with one writer (LMAX: one writer per memory location), each on its own cache
 lines:
 - `book_top` (the Oracle thread, `vajra.market.top`), `gate` (the Oracle thread, Sonar's gate),
+  `oracle` (the Oracle thread: WOBI, strength, edge, `vajra.modules.oracle.ORACLE_STATE`),
 - `risk` (the Execution thread, Sentinel's state, `vajra.modules.sentinel.RISK`),
 - `exec` (the Execution thread: orders, fills, OTR, NEV and its parts, positions),
 - `health` (each module its own line of heartbeat words; the Sentinel thread the CPU figures).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vajra.market.top import BOOK_TOP
+from vajra.modules.oracle import ORACLE_STATE
 from vajra.modules.sentinel import RISK
 from vajra.modules.sonar import GATE
 from vajra.shm.layout import LINE, Field, Layout, align_up, line_fields
@@ -141,18 +143,19 @@ class EngineBlocks:
     exec: int
     health: int
     flags: int
+    oracle: int
     size: int
 
 
 def engine_blocks() -> EngineBlocks:
     off = 0
     out = []
-    for layout in (BOOK_TOP, GATE, RISK, EXEC, HEALTH, FLAGS):
+    for layout in (BOOK_TOP, GATE, RISK, EXEC, HEALTH, FLAGS, ORACLE_STATE):
         out.append(off)
         off += align_up(layout.size, LINE)
-    top, gate, risk, exe, health, flags = out
-    return EngineBlocks(top, gate, risk, exe, health, flags, off)
+    top, gate, risk, exe, health, flags, oracle = out
+    return EngineBlocks(top, gate, risk, exe, health, flags, oracle, off)
 
 
 #: The segment's own (empty) layout: its blocks are versioned individually above.
-ENGINE = Layout("engine", 1, ())
+ENGINE = Layout("engine", 2, ())

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from vajra.market.book import NO_ASK, L2Book
 from vajra.modules.signal import SIGNAL_STRUCT
+from vajra.shm.layout import Field
 from vajra.shm.matrix import MatrixWriter
 from vajra.shm.ring import RingWriter
+from vajra.shm.seqlock import SeqlockWriter, seqlocked
 
 _RESUM = 1 << 14
 
@@ -236,3 +238,60 @@ class Oracle:
         w.publish()
         self.seq += 1
         return True
+
+
+#: The Oracle's latest outputs for the monitor (the Signal ring has one consumer, Execution).
+#: Written by the Oracle thread after the Signal is out, at most every `publish_every_ns` of
+#: event time, so the hot path pays one seqlock write of 12 words now and then.
+ORACLE_STATE = seqlocked(
+    "oracle",
+    1,
+    (
+        Field("signals", doc="signals computed so far (the Oracle's sequence)"),
+        Field("recv_ns", doc="receive stamp of the event they were computed from"),
+        Field("exch_ns"),
+        Field("wobi", "d", doc="weighted order-book imbalance, -1..1"),
+        Field("liq_imb_pct", "d", doc="liquidity imbalance, % of the top levels' quantity"),
+        Field("strength", "d", doc="signal strength, -1..1"),
+        Field("edge_ticks", "d"),
+        Field("edge_bps", "d"),
+        Field("zscore", "d"),
+        Field("micro", "d", doc="micro-price in ticks"),
+        Field("spread", doc="ticks"),
+    ),
+)
+
+
+class OracleStateWriter:
+    """Single writer: the thread that runs the Oracle."""
+
+    __slots__ = ("_next", "_w", "every_ns")
+
+    def __init__(self, buf: memoryview, offset: int, every_ns: int = 20_000_000) -> None:
+        self._w = SeqlockWriter(buf, offset, ORACLE_STATE)
+        self.every_ns = every_ns
+        self._next = 0
+
+    def publish(self, o: Oracle, recv_ns: int, exch_ns: int) -> None:
+        t = exch_ns or recv_ns
+        if t < self._next:
+            return
+        self._next = t + self.every_ns
+        w = self._w
+        q, d, f = w.q, w.d, w.first
+        w.begin()
+        q[f] = o.seq
+        q[f + 1] = recv_ns
+        q[f + 2] = exch_ns
+        d[f + 3] = o.wobi
+        d[f + 4] = o.liq_imb_pct
+        d[f + 5] = o.strength
+        d[f + 6] = o.edge_ticks
+        d[f + 7] = o.edge_bps
+        d[f + 8] = o.zscore
+        d[f + 9] = o.micro
+        q[f + 10] = o.spread
+        w.end()
+
+    def close(self) -> None:
+        self._w.close()

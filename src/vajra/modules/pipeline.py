@@ -21,7 +21,7 @@ from vajra.market.book import L2Book, Violation
 from vajra.market.events import BookUpdate, Malformed, Resynced, SequenceGap, Trade
 from vajra.market.instruments import Instrument
 from vajra.market.top import TopWriter
-from vajra.modules.oracle import Oracle, OracleConfig
+from vajra.modules.oracle import Oracle, OracleConfig, OracleStateWriter
 from vajra.modules.sonar import Condition, GateWriter, Sonar, SonarConfig
 from vajra.shm.histogram import HistogramWriter
 from vajra.shm.matrix import MatrixWriter
@@ -59,6 +59,7 @@ class MarketPipeline:
         gate: GateWriter | None = None,
         signals: RingWriter | None = None,
         heatmap: MatrixWriter | None = None,
+        oracle_state: OracleStateWriter | None = None,
         clock_stable: Callable[[], bool] | None = None,
         sentinel_ok: Callable[[], bool] | None = None,
         kill_clear: Callable[[], bool] | None = None,
@@ -83,6 +84,7 @@ class MarketPipeline:
         self._h_wobi = h.get("book_wobi")
         self._h_event = h.get("pipeline.event")
         self.top, self.gate, self.signals, self.heatmap = top, gate, signals, heatmap
+        self.oracle_state = oracle_state
         self._heat_row = [0.0] * self.oracle.cfg.heatmap_levels
         self._clock_stable = clock_stable
         self._sentinel_ok = sentinel_ok
@@ -172,6 +174,8 @@ class MarketPipeline:
             self.top.publish(book)
         if have and self.heatmap is not None:
             oracle.maybe_heatmap(ev.recv_ns, book, self.heatmap, self._heat_row)
+        if have and self.oracle_state is not None:
+            self.oracle_state.publish(oracle, ev.recv_ns, ev.exch_ns)
         if self._h_book is not None:
             self._h_book.record(book_ns)
         if self._h_oracle is not None:

@@ -68,6 +68,15 @@ class EngineState(enum.IntEnum):
     STOPPED = 5
 
 
+class KillOrigin(enum.IntEnum):
+    """Who set the kill word (`kill_origin`), journaled by the engine with the kill."""
+
+    UNKNOWN = 0
+    CLI = 1  # `vajra kill`
+    BENCH = 2  # `vajra bench e2e`'s kill cycles
+    MONITOR = 3  # `POST /api/kill` on `vajra monitor`
+
+
 class Command(enum.IntEnum):
     NONE = 0
     REARM = 1
@@ -202,6 +211,12 @@ class ControlReader(_Side):
         self.q[self._w["heartbeat_ns"]] = time.perf_counter_ns()
 
 
+class ControlPeek(_Side):
+    """Reads both lines, writes neither: what a monitor polls for display."""
+
+    __slots__ = ()
+
+
 class Control:
     """The control segment of one run (the engine creates it; the monitor attaches read-write,
     because the kill word is the one thing the monitor writes)."""
@@ -222,6 +237,9 @@ class Control:
 
     def writer(self) -> ControlWriter:
         return ControlWriter(self.segment)
+
+    def peek(self) -> ControlPeek:
+        return ControlPeek(self.segment)
 
     def close(self) -> None:
         self.segment.close()

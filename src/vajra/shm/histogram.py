@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import mmap
 import re
+import struct
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
@@ -838,6 +839,11 @@ class HistogramSet:
 
     def snapshots(self) -> dict[str, HistogramSnapshot]:
         return {n: self.snapshot(n) for n in self._names}
+
+    def total(self, name: str) -> int:
+        """The writer's record count: one load, so a poller can skip an unchanged histogram
+        instead of copying its 27,648 counters (~0.9 ms each on 3.13t)."""
+        return int(struct.unpack_from("<q", self._rview, self.offset(name) + 8 * _W_TOTAL)[0])
 
     def close(self) -> None:
         """Release the writers handed out, then the segment (see the class doc on threads)."""
