@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     """Act on a running engine through its control block (what the monitor's API does)."""
-    from vajra.shm.control import Command, Control
+    from vajra.shm.control import Command, Control, KillOrigin
     from vajra.shm.segment import SegmentError, list_segments
 
     run = args.run
@@ -112,7 +112,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     w = control.writer()
     try:
         if args.cmd == "kill":
-            seq = w.request_kill(origin=1)
+            seq = w.request_kill(origin=KillOrigin.CLI)
             ns = w.wait_kill_ack(seq, args.timeout)
             if ns is None:
                 print(f"run {run}: kill {seq} requested, no acknowledgement in {args.timeout} s")
@@ -253,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arg", type=int, default=0, help="spike: duration in ns (default: config)")
     c.add_argument("--timeout", type=float, default=2.0)
 
+    m = sub.add_parser(
+        "monitor", help="telemetry over WebSocket/HTTP, the kill switch, /metrics (docs/monitor.md)"
+    )
+    m.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    m.add_argument("--port", type=int, default=8787, help="0: any free port (printed)")
+    m.add_argument("--rate", type=float, default=25.0, help="WebSocket snapshots per second")
+    m.add_argument("--run", help="follow this run only (default: the newest live run)")
+    m.add_argument("--run-dir", default="runs", help="the engine's run directory (configs)")
+    m.add_argument("--token-file", help="the kill switch's bearer token (else env or generated)")
+    m.add_argument("--static", help="the built cockpit (default dashboard/dist)")
+    m.add_argument("--cpu", type=int, help="pin the monitor here (default: housekeeping CPU)")
+    m.add_argument("--origin", action="append", default=[], help="another allowed Origin")
+
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
@@ -294,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.cmd in ("kill", "ctl"):
             return cmd_ctl(args)
+        if args.cmd == "monitor":
+            from vajra.monitor.main import main as monitor_main
+
+            return monitor_main(args)
     except (gil.GilEnabledError, gil.PlatformError) as e:
         print(f"vajra: refusing to start: {e}", file=sys.stderr)
         return 3

@@ -1,0 +1,96 @@
+"""The monitor's only writes: the kill word and the command mailbox of the control block, each
+followed by waiting (asynchronously: the event loop keeps streaming) for the engine's
+acknowledgement, and an audit line per action in the run's directory.
+
+The engine journals the kill and the re-arm itself (origin MONITOR, `vajra.shm.control`); the
+audit file adds what only the monitor knows: which peer asked and what it was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from vajra.monitor.view import EngineView
+from vajra.shm.control import Command, ControlWriter, KillOrigin
+
+ACK_TIMEOUT_S = 2.0
+
+
+class MonitorControl:
+    def __init__(self, view: EngineView, runs_dir: Path | None) -> None:
+        self.view = view
+        self._w: ControlWriter | None = None  # taken at the first action: the writer role
+        self.audit = runs_dir / view.run_id / "control.jsonl" if runs_dir is not None else None
+
+    def _writer(self) -> ControlWriter:
+        if self._w is None:
+            self._w = self.view.control.writer()
+        return self._w
+
+    async def kill(self, peer: str) -> dict[str, Any]:
+        t0 = time.perf_counter_ns()
+        w = self._writer()
+        seq = w.request_kill(origin=KillOrigin.MONITOR)
+        acked = await self._until(lambda: w.get("kill_ack") >= seq)
+        t1 = time.perf_counter_ns()
+        out: dict[str, Any] = {
+            "action": "kill",
+            "seq": seq,
+            "acknowledged": acked,
+            "state": self.view.engine()["state"],
+            "engine_ack_us": round((w.get("kill_ack_ns") - w.get("kill_set_ns")) / 1e3, 1)
+            if acked
+            else None,
+            "monitor_ms": round((t1 - t0) / 1e6, 3),
+        }
+        self._audit(peer, out)
+        return out
+
+    async def rearm(self, peer: str) -> dict[str, Any]:
+        t0 = time.perf_counter_ns()
+        w = self._writer()
+        seq = w.send(Command.REARM)
+        acked = await self._until(lambda: w.get("cmd_ack") >= seq)
+        result = "PENDING"
+        if acked:
+            from vajra.shm.control import CommandResult
+
+            result = CommandResult(w.get("cmd_result")).name
+        out: dict[str, Any] = {
+            "action": "rearm",
+            "seq": seq,
+            "acknowledged": acked,
+            "result": result,
+            "state": self.view.engine()["state"],
+            "monitor_ms": round((time.perf_counter_ns() - t0) / 1e6, 3),
+        }
+        self._audit(peer, out)
+        return out
+
+    async def _until(self, done: Any) -> bool:
+        """Poll every 0.2 ms for up to ACK_TIMEOUT_S without blocking the loop for longer."""
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.0002)
+        return True
+
+    def _audit(self, peer: str, out: dict[str, Any]) -> None:
+        if self.audit is None:
+            return
+        line = {"t": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "unix": time.time(), "peer": peer, **out}
+        try:
+            with self.audit.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+        except OSError:
+            pass  # the engine's journal holds the action regardless
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+            self._w = None
