@@ -15,13 +15,22 @@ DEFAULT_STATIC = Path(__file__).resolve().parents[3] / "dashboard" / "dist"
 
 
 def _pin(cpu: int | None) -> str:
-    """The monitor belongs on the core plan's housekeeping CPU, away from the hot modules."""
+    """The monitor belongs on the core plan's housekeeping CPU when no engine module runs there.
+    On a 2-vCPU machine the housekeeping CPU also carries the feed and the venue, whose
+    spin-yield loops starve a thread pinned beside them (measured: 100 WebSocket clients took
+    up to 24 s to connect), so there the kernel places the monitor instead."""
     from vajra.runtime.coreplan import Machine, plan_auto
     from vajra.runtime.pinning import pin_current_thread
 
+    if cpu is not None and cpu < 0:
+        return "unpinned (--cpu -1)"
     try:
         if cpu is None:
-            cpu = plan_auto(Machine.detect()).housekeeping
+            plan = plan_auto(Machine.detect())
+            if plan.modules_on(plan.housekeeping):
+                busy = ", ".join(plan.modules_on(plan.housekeeping))
+                return f"unpinned: the housekeeping CPU {plan.housekeeping} runs {busy}"
+            cpu = plan.housekeeping
         pin_current_thread(cpu)
         return f"cpu {cpu}"
     except (OSError, ValueError) as e:

@@ -121,8 +121,12 @@ class Monitor:
     def _attach(self) -> None:
         """Follow the newest live run (or the one asked for); drop a dead one's view only when
         a newer run appears, so DEAD stays visible with the last numbers until then."""
-        want = self.cfg.run
-        runs = [r for r in live_runs() if want is None or r.run_id == want]
+        want, mine = self.cfg.run, self.cfg.runs_dir
+        # the runs of this monitor's run directory only: one monitor per engine, several
+        # engines (one per instrument group) on one machine
+        runs = [
+            r for r in live_runs() if (r.run_id == want if want else (mine / r.run_id).is_dir())
+        ]
         current = self.view.run_id if self.view is not None else None
         if runs and runs[0].run_id != current:
             self._detach()
@@ -251,7 +255,7 @@ class Monitor:
         else:
             response = proto.accept(request)  # type: ignore[arg-type]
         proto.send_response(response)
-        writer.writelines(proto.data_to_send())
+        _emit(writer, proto.data_to_send())
         await writer.drain()
         if proto.state is not State.OPEN:
             writer.close()
@@ -319,6 +323,26 @@ class Monitor:
                 self.counters["ws_closed_bad"] += 1  # e.g. 1009: over max_size
             self._flush(c)
             if proto.close_expected():
+                await self._linger(c, reader)
+                return
+
+    async def _linger(self, c: Client, reader: asyncio.StreamReader) -> None:
+        """After our close frame, read (and discard) until the client's close frame or EOF, at
+        most 2 s:
+        closing a socket with unread input makes the kernel send RST, and the client would
+        lose the close frame that says why (RFC 6455 7.1.1: the server closes TCP last)."""
+        deadline = time.monotonic() + 2.0
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                data = await asyncio.wait_for(reader.read(65536), left)
+            except (TimeoutError, ConnectionError, OSError):
+                return
+            if not data:
+                return
+            c.proto.receive_data(data)
+            c.proto.events_received()
+            self._flush(c)
+            if c.proto.state is State.CLOSED:  # the client's close frame: handshake done
                 return
 
     def _on_op(self, c: Client, op: str, channels: tuple[str, ...]) -> None:
@@ -343,9 +367,7 @@ class Monitor:
             self._queue(c, "pong", {"monitor_uptime_s": round(time.time() - self.started, 3)})
 
     def _flush(self, c: Client) -> None:
-        out = c.proto.data_to_send()
-        if out and not c.writer.is_closing():
-            c.writer.writelines(out)
+        _emit(c.writer, c.proto.data_to_send())
 
     async def _sender(self, c: Client) -> None:
         transport = c.writer.transport
@@ -513,7 +535,7 @@ class Monitor:
             return 403, {"error": "host not allowed"}, "application/json"
         if method == "POST":
             return await self._post(req, path, peer)
-        if method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD") or path in ("/api/kill", "/api/rearm"):
             return 405, {"error": "method not allowed"}, "application/json"
         if path == "/api/health":
             info = self._engine_info()
@@ -628,6 +650,19 @@ class _HttpRefusal(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def _emit(w: asyncio.StreamWriter, chunks: list[bytes]) -> None:
+    """A sans-I/O protocol's output onto the stream. An empty chunk is its way of saying
+    "half-close now" (after a failing close frame or a refused handshake); it must never reach
+    `writelines`: asyncio would keep an empty buffer it can never send and spin on it."""
+    for chunk in chunks:
+        if w.is_closing():
+            return
+        if chunk:
+            w.write(chunk)
+        elif w.can_write_eof():
+            w.write_eof()
 
 
 def _header(req: h11.Request, name: bytes) -> str | None:

@@ -87,13 +87,16 @@ def segment_name(run_id: str, segment: str) -> str:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot, or None if it does not exist."""
+    """Start time of `pid` in clock ticks since boot, or None if it does not exist (or is a
+    zombie: a killed engine whose parent has not reaped it yet is dead all the same)."""
     try:
         data = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
     # comm may contain spaces and parentheses: fields resume after the last ')'.
     rest = data[data.rindex(b")") + 2 :].split()
+    if rest[0] in (b"Z", b"X"):  # dead, not yet reaped by its parent: gone for our purposes
+        return None
     return int(rest[19])  # field 22 overall; rest[0] is field 3
 
 
