@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
 
 venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
 
-run: $(STAMP)  ## doctor, then the engine on its embedded default (simulated NSE venue, synthetic market)
+run: $(STAMP)  ## doctor, then the engine on its embedded default with the monitor beside it (http://127.0.0.1:8787)
 	$(PY) -m vajra doctor
+	@set -e; $(PY) -m vajra monitor --port $${MONITOR_PORT:-8787} & mon=$$!; \
+	trap 'kill $$mon 2>/dev/null; wait $$mon 2>/dev/null || true' EXIT; \
 	$(PY) -m vajra run --duration $${SECONDS_TO_RUN:-60}
 
 test: $(STAMP)  ## the whole test suite (what CI runs)

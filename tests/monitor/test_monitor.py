@@ -326,6 +326,12 @@ def test_a_hundred_clients_and_one_that_never_reads(tmp_path: Path) -> None:
         with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             recv_until(ws, "execution")
         assert metric(port, "vajra_monitor_clients") <= 1
+        # SIGTERM with a stuck client still connected: the monitor exits anyway, cleanly
+        stuck.close()
+        stuck = never_reading_client(port)
+        time.sleep(1)
+        stop(mon)
+        assert mon.returncode == 0
     finally:
         if stuck is not None:
             stuck.close()

@@ -107,6 +107,7 @@ class Monitor:
         self.started = time.time()
         self._latency: dict[str, Any] = {}
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()  # every open connection
         self.counters = {
             "ws_connected": 0,
             "ws_dropped_slow": 0,
@@ -396,6 +397,13 @@ class Monitor:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await self._conn_inner(reader, writer)
+        finally:
+            self._writers.discard(writer)
+
+    async def _conn_inner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         try:
@@ -638,10 +646,14 @@ class Monitor:
         if ready is not None:
             ready.set()
         try:
-            async with self._server:
-                await self._server.serve_forever()
+            await self._server.serve_forever()
         finally:
             ticker.cancel()
+            self._server.close()
+            for w in list(self._writers):  # a stuck client must not hold the shutdown
+                w.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._detach()
 
 
