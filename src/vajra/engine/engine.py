@@ -895,6 +895,7 @@ class Engine:
                 if k and k != kill_seen:  # the loop that sees it: writes are refused from here
                     t = perf()  # not `now`: the flag may have been set after that stamp
                     kill_seen = k
+                    ctl.halt_kill(k)  # KILLED: the monitor's answer need not wait for cancels
                     set_ns = ctl.get("kill_set_ns")
                     hw["kill.blocked"].record(t - set_ns)
                     sh.kill_report = {"seq": k, "set_ns": set_ns, "blocked_ns": t - set_ns}

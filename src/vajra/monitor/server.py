@@ -210,11 +210,13 @@ class Monitor:
             c.wake.set()
 
     def _queue_heat(self, c: Client, rows: list[list[Any]], t: float) -> None:
+        """The rows this client has not had. `full` when its picture starts over: on connect,
+        or when more rows went by than the ring holds since its last message."""
         new = [r for r in rows if r[0] > c.heat_row]
         if not new and c.heat_row >= 0:
             return
-        full = c.heat_row < 0 or (rows and new and new[0][0] > c.heat_row + 1 and c.heat_row >= 0)
-        c.pending["heatmap"] = body("heatmap", {"rows": new}, bool(full), t)
+        skipped = c.heat_row >= 0 and bool(new) and new[0][0] > c.heat_row + 1
+        c.pending["heatmap"] = body("heatmap", {"rows": new}, c.heat_row < 0 or skipped, t)
         if new:
             c.heat_row = new[-1][0]
 
@@ -442,11 +444,7 @@ class Monitor:
                 return
             self.counters["http_requests"] += 1
             status, payload, ctype = await self._route(req, body_bytes, peer)
-            keep = (
-                conn.our_state is h11.SEND_RESPONSE
-                and req.method in (b"GET", b"HEAD")
-                and _keep_alive(req)
-            )
+            keep = conn.our_state is h11.SEND_RESPONSE and _keep_alive(req)
             await self._send(
                 writer,
                 conn,

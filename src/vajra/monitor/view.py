@@ -159,9 +159,14 @@ class EngineView:
             "state": _name(EngineState, c("state")),
             "heartbeat_age_ms": round(self.heartbeat_age_ns() / 1e6, 3),
             "kill": c("kill"),
+            "kill_halted": c("kill_halted"),
             "kill_ack": c("kill_ack"),
+            # this kill's two stages: writes refused (KILLED), every resting order's cancel sent
+            "kill_halted_us": round((c("kill_halted_ns") - c("kill_set_ns")) / 1e3, 1)
+            if c("kill") and c("kill_halted") == c("kill")
+            else None,
             "kill_ack_latency_us": round((c("kill_ack_ns") - c("kill_set_ns")) / 1e3, 1)
-            if c("kill_ack") and c("kill_ack") == c("kill")
+            if c("kill") and c("kill_ack") == c("kill")
             else None,
         }
 

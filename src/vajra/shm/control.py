@@ -28,7 +28,7 @@ from vajra.shm.segment import Segment
 
 CONTROL = Layout(
     "control",
-    1,
+    2,
     (
         *line_fields(
             "kill",
@@ -44,6 +44,8 @@ CONTROL = Layout(
         ),
         *line_fields(
             "state",
+            "kill_halted",
+            "kill_halted_ns",
             "kill_ack",
             "kill_ack_ns",
             "cmd_ack",
@@ -52,8 +54,10 @@ CONTROL = Layout(
             "engine_pid",
             "heartbeat_ns",
             "last_kill",
-            doc="engine-owned: EngineState, last kill acknowledged and when, last command "
-            "handled and its result, heartbeat (perf_counter_ns), kill sequence to rearm from",
+            doc="engine-owned: EngineState, the kill whose flag Execution has seen (writes refused "
+            "from then: KILLED) and when, the kill acknowledged once every resting order has its "
+            "cancel sent and when, last command handled and its result, heartbeat "
+            "(perf_counter_ns), kill sequence to rearm from",
         ),
     ),
 )
@@ -177,6 +181,12 @@ class ControlReader(_Side):
     def kill_requested(self) -> int:
         """The pending kill's sequence, or 0. Cost: one attribute load and one shared load."""
         return self.q[self.kill_w]
+
+    def halt_kill(self, seq: int) -> None:
+        """The first stage: Execution has seen the flag and refuses every write from now on."""
+        self.q[self._w["kill_halted_ns"]] = time.perf_counter_ns()
+        self.q[self._w["state"]] = EngineState.KILLED
+        self.q[self._w["kill_halted"]] = seq  # last
 
     def ack_kill(self, seq: int) -> None:
         self.q[self._w["kill_ack_ns"]] = time.perf_counter_ns()
