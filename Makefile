@@ -49,6 +49,9 @@ bench: $(STAMP)  ## IPC, signal-path and execution benchmarks; writes bench/*-la
 	$(PY) -m vajra bench e2e --json > bench/e2e-latest.json.tmp
 	mv bench/e2e-latest.json.tmp bench/e2e-latest.json
 	$(PY) -m vajra bench render bench/e2e-latest.json | tee bench/e2e-latest.txt
+	$(PY) -m vajra bench monitor --json > bench/monitor-latest.json.tmp
+	mv bench/monitor-latest.json.tmp bench/monitor-latest.json
+	$(PY) -m vajra bench render bench/monitor-latest.json | tee bench/monitor-latest.txt
 
 bench-quick: $(STAMP)  ## the same, fewer messages
 	$(PY) -m vajra bench ipc --quick

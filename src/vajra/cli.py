@@ -149,6 +149,10 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from vajra.bench import e2e
 
         return e2e.main(rest)
+    if args.what == "monitor":
+        from vajra.bench import monitor
+
+        return monitor.main(rest)
     if args.what == "render":
         import json
 
@@ -159,7 +163,11 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
             return 2
         with open(rest[0]) as f:
             data = json.load(f)
-        if "variants" in data:  # a `vajra bench e2e --json` result
+        if data.get("bench") == "monitor":  # a `vajra bench monitor --json` result
+            from vajra.bench import monitor
+
+            print(monitor.render(data))
+        elif "variants" in data:  # a `vajra bench e2e --json` result
             from vajra.bench import e2e
 
             print(e2e.render(data))
@@ -269,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="benchmarks: `vajra bench ipc [--quick] [--json]`", add_help=False
     )
-    b.add_argument("what", choices=["ipc", "signals", "execution", "e2e", "render"])
+    b.add_argument("what", choices=["ipc", "signals", "execution", "e2e", "monitor", "render"])
 
     j = sub.add_parser(
         "journal", help="the order journal: `vajra journal export DB OUT.csv`", add_help=False
