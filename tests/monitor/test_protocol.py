@@ -99,3 +99,12 @@ def test_metrics_text_primitives() -> None:
     assert _labels({"run": 'a"b\\c\nd'}) == '{run="a\\"b\\\\c\\nd"}'
     assert _num(None) == "NaN" and _num(float("inf")) == "+Inf" and _num(3.0) == "3"
     assert list(BOUNDS_S) == sorted(BOUNDS_S) and BOUNDS_S[0] == 1e-6 and BOUNDS_S[-1] == 10.0
+
+
+def test_a_body_from_pre_encoded_data_is_the_same_message() -> None:
+    from vajra.monitor.protocol import body_from, encode_data
+
+    data = {"a": [1, 2.5, None], "b": 'x"y'}
+    assert json.loads(body_from("oracle", encode_data(data), False, 3.25)) == json.loads(
+        body("oracle", data, False, 3.25)
+    )

@@ -99,6 +99,18 @@ def with_seq(seq: int, body: str) -> str:
     return '{"seq":' + str(seq) + "," + body[1:]
 
 
+def encode_data(data: Any) -> str:
+    """A channel's data as JSON once per tick (compared with the last tick's to skip repeats)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def body_from(ch: str, data_json: str, full: bool, t: float) -> str:
+    """A message without its seq, around data already encoded by `encode_data`."""
+    return (
+        f'{{"ch":"{ch}","t":{round(t, 3)},"full":{"true" if full else "false"},"data":{data_json}}}'
+    )
+
+
 def body(ch: str, data: Any, full: bool = True, t: float | None = None) -> str:
     """A message without its seq (see `with_seq`)."""
     return json.dumps(
