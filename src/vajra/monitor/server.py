@@ -668,7 +668,9 @@ class Monitor:
         if ready is not None:
             ready.set()
         try:
-            await self._server.serve_forever()
+            # not `serve_forever()`: cancelled, it waits inside for every connection to close
+            # (Python 3.12+), so one open browser tab would hold SIGTERM up indefinitely
+            await asyncio.Event().wait()
         finally:
             ticker.cancel()
             self._server.close()
