@@ -5,6 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FLAVOUR := $(if $(filter 1,$(VAJRA_OPTIMIZE)),pgo,quick)
 STAMP  := $(VENV)/.installed-$(FLAVOUR)
+DASH_STAMP := dashboard/node_modules/.installed
 # VAJRA_OPTIMIZE=1 uses a PGO + LTO build of the interpreter (first build ~14 min, not ~2).
 BOOTSTRAP := scripts/bootstrap-python $(if $(filter 1,$(VAJRA_OPTIMIZE)),--enable-optimizations,)
 # pytest -n is not used: the ring stress tests pin to both CPUs and want them to themselves.
@@ -27,14 +28,26 @@ $(STAMP): pyproject.toml requirements/dev.lock scripts/bootstrap-python
 
 venv: $(STAMP)  ## create .venv on free-threaded CPython 3.13t
 
-run: $(STAMP)  ## doctor, then the engine on its embedded default with the monitor beside it (http://127.0.0.1:8787)
+run: $(STAMP) dashboard/dist/index.html  ## doctor, then the engine on its embedded default, the monitor and cockpit beside it (http://127.0.0.1:8787)
 	$(PY) -m vajra doctor
 	@set -e; $(PY) -m vajra monitor --port $${MONITOR_PORT:-8787} & mon=$$!; \
 	trap 'kill $$mon 2>/dev/null; wait $$mon 2>/dev/null || true' EXIT; \
 	$(PY) -m vajra run --duration $${SECONDS_TO_RUN:-60}
 
-test: $(STAMP)  ## the whole test suite (what CI runs)
+test: $(STAMP) $(DASH_STAMP)  ## the whole test suite (what CI runs): pytest, then the cockpit's unit tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+	cd dashboard && npm test
+
+# The cockpit's npm packages (exact versions from package-lock.json; nothing downloads a browser:
+# the browser tests use Debian's chromium). Re-runs when the manifest or the lock changes.
+$(DASH_STAMP): dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+dashboard/dist/index.html: $(DASH_STAMP) dashboard/index.html $(shell find dashboard/src -type f 2>/dev/null)
+	cd dashboard && npm run build
+
+dashboard: dashboard/dist/index.html  ## build the cockpit into dashboard/dist (the monitor serves it at /)
 
 bench: $(STAMP)  ## IPC, signal-path and execution benchmarks; writes bench/*-latest.{json,txt}
 	$(PY) -m vajra bench ipc --json > bench/ipc-latest.json.tmp
@@ -66,6 +79,6 @@ fmt: $(STAMP)  ## apply ruff formatting and safe fixes
 	$(PY) -m ruff format src tests
 
 clean:  ## remove the virtualenv and caches (keeps the cached interpreter)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info dashboard/node_modules dashboard/dist
 
-.PHONY: help venv run test bench bench-quick lint fmt clean
+.PHONY: help venv run test bench bench-quick lint fmt clean dashboard
