@@ -34,7 +34,8 @@ run: $(STAMP) dashboard/dist/index.html  ## doctor, then the engine on its embed
 	trap 'kill $$mon 2>/dev/null; wait $$mon 2>/dev/null || true' EXIT; \
 	$(PY) -m vajra run --duration $${SECONDS_TO_RUN:-60}
 
-test: $(STAMP) $(DASH_STAMP)  ## the whole test suite (what CI runs): pytest, then the cockpit's unit tests
+test: $(STAMP) $(DASH_STAMP) dashboard/dist/index.html  ## the whole test suite (what CI runs): pytest (the cockpit end to end in Chromium included), then the cockpit's unit tests
+	@scripts/ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 	cd dashboard && npm test
 
