@@ -3,7 +3,7 @@
 // says KILLED on the HTTP API, re-arm through the UI, and take screenshots along the way.
 //   node scripts/e2e-kill.mjs http://127.0.0.1:8790/ /tmp/dash-runs/monitor.token /tmp/cockpit
 import { readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url = 'http://127.0.0.1:8787/', tokenFile = 'runs/monitor.token', out = '/tmp/cockpit'] = process.argv.slice(2);
 const token = readFileSync(tokenFile, 'utf8').trim();
@@ -13,19 +13,7 @@ const fail = (m) => {
   process.exitCode = 1;
 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--enable-unsafe-swiftshader',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
   page.on('pageerror', (e) => fail(`page error: ${e.message}`));

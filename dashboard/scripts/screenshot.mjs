@@ -1,23 +1,11 @@
 // Screenshot the built cockpit served by a running monitor, in Debian's Chromium.
 //   node scripts/screenshot.mjs http://127.0.0.1:8790/ /tmp/cockpit.png [wait-ms] [width] [height]
 // Prints the console messages, page errors and a frame-pacing summary.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url = 'http://127.0.0.1:8787/', out = '/tmp/cockpit.png', wait = '6000', w = '1600', h = '1400'] =
   process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--enable-unsafe-swiftshader',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: Number(w), height: Number(h) } });
   page.on('console', (m) => console.log(`console.${m.type()}: ${m.text()}`));
