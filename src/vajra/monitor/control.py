@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vajra.monitor.view import EngineView
-from vajra.shm.control import Command, ControlWriter, KillOrigin
+from vajra.shm.control import Command, CommandResult, ControlWriter, KillOrigin
 
 ACK_TIMEOUT_S = 2.0
 SPIN_S = 0.05
@@ -67,8 +67,6 @@ class MonitorControl:
         acked = await self._until(lambda: w.get("cmd_ack") >= seq)
         result = "PENDING"
         if acked:
-            from vajra.shm.control import CommandResult
-
             result = CommandResult(w.get("cmd_result")).name
         out: dict[str, Any] = {
             "action": "rearm",

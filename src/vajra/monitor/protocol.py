@@ -79,20 +79,6 @@ def parse_client_message(text: str) -> Op:
     raise ClientError(1008, f"unknown op {str(op)[:32]!r}")
 
 
-def encode(seq: int, ch: str, data: Any, full: bool = True, t: float | None = None) -> str:
-    return json.dumps(
-        {
-            "seq": seq,
-            "ch": ch,
-            "t": round(t if t is not None else time.time(), 3),
-            "full": full,
-            "data": data,
-        },
-        separators=(",", ":"),
-        allow_nan=False,
-    )
-
-
 def with_seq(seq: int, body: str) -> str:
     """A pre-encoded message body (`{"ch":...}`, without seq) with this connection's seq: the
     channel's JSON is encoded once per tick, not once per client."""
@@ -113,11 +99,7 @@ def body_from(ch: str, data_json: str, full: bool, t: float) -> str:
 
 def body(ch: str, data: Any, full: bool = True, t: float | None = None) -> str:
     """A message without its seq (see `with_seq`)."""
-    return json.dumps(
-        {"ch": ch, "t": round(t if t is not None else time.time(), 3), "full": full, "data": data},
-        separators=(",", ":"),
-        allow_nan=False,
-    )
+    return body_from(ch, encode_data(data), full, t if t is not None else time.time())
 
 
 # -- HTTP admission ---------------------------------------------------------------------------

@@ -274,11 +274,9 @@ class EngineView:
             out[name] = self._hcache[name][2]
         return out
 
-    def heatmap_rows(self, after: int = -1, last: int = 0) -> list[list[Any]]:
-        """Rows newer than row number `after`, as [row, t_ns, [values...]]."""
-        return [
-            [r, t, [_finite(v) for v in vals]] for r, t, vals in self._heat.rows(last) if r > after
-        ]
+    def heatmap_rows(self, last: int = 0) -> list[list[Any]]:
+        """The newest `last` complete rows (0: all the ring holds) as [row, t_ns, [values...]]."""
+        return [[r, t, [_finite(v) for v in vals]] for r, t, vals in self._heat.rows(last)]
 
     def heatmap_written(self) -> int:
         return self._heat.written()
