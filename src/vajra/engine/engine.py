@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import sysconfig
 import threading
 import time
 import traceback
@@ -64,6 +63,7 @@ from vajra.modules.pipeline import MarketPipeline
 from vajra.modules.sentinel import EmergencyState, Reason, RiskStateView, RiskWriter, Sentinel
 from vajra.modules.signal import SIGNAL, SIGNAL_STRUCT
 from vajra.modules.sonar import GATE, GateWriter, Regime
+from vajra.runtime import gil
 from vajra.runtime.coreplan import CorePlan, Machine, WaitKind, plan_from_config
 from vajra.runtime.pinning import pin_current_thread, read_thread_stats, set_current_thread_name
 from vajra.runtime.wait import WaitStrategy, make_wait
@@ -265,12 +265,7 @@ class Engine:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._stack.callback(lambda: [signal.signal(s, h) for s, h in old.items()])
-        bodies: dict[str, Callable[[], None]] = {
-            "venue": self._venue,
-            "execution": self._execution,
-            "oracle": self._oracle,
-            "feed": self._feed,
-        }
+        bodies = self._bodies()
         threads: dict[str, threading.Thread] = {}
         self.journal.start()
         jt = self.journal._thread
@@ -468,13 +463,7 @@ class Engine:
         report to the supervisor through `<run_dir>/<module>.json`; exit code 0 or 1."""
         with self._stack:
             self._attach()
-            body = {
-                "venue": self._venue,
-                "execution": self._execution,
-                "oracle": self._oracle,
-                "feed": self._feed,
-            }[name]
-            self._guard(name, body)
+            self._guard(name, self._bodies()[name])
             report = {
                 "summary": self.sh.summary,
                 "kill_report": self.sh.kill_report,
@@ -484,6 +473,15 @@ class Engine:
             tmp.write_text(json.dumps(report, default=str))
             tmp.rename(self.run_dir / f"{name}.json")
             return 1 if self.sh.errors else 0
+
+    def _bodies(self) -> dict[str, Callable[[], None]]:
+        """Each module's loop, whichever topology runs it (a thread or a process's main)."""
+        return {
+            "venue": self._venue,
+            "execution": self._execution,
+            "oracle": self._oracle,
+            "feed": self._feed,
+        }
 
     def _guard(self, name: str, fn: Callable[[], None]) -> None:
         """Every thread: its failure stops the engine with the traceback, never silently."""
@@ -1300,8 +1298,7 @@ def run_module(
     """A module process's entry point (`topology = "processes"`, spawned by the supervisor)."""
     links.die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
-    if gil and sysconfig.get_config_var("Py_GIL_DISABLED"):
+    if gil.free_threaded_build() and gil.gil_enabled():
         print(f"{name} process: an import turned the GIL back on", file=sys.stderr, flush=True)
         sys.exit(1)
     assignments, waits, housekeeping = plan
